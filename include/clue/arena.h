@@ -1,0 +1,58 @@
+/* arena.h — all parameters of a network in one allocation, with named views;
+ * gradients (and optimiser state) in buffers of the same layout, so that an
+ * allreduce or a checkpoint is one contiguous operation.
+ *
+ * Use: register every tensor with clue_arena_add (recording the returned index),
+ * then clue_arena_alloc once, then get pointers with clue_arena_w / clue_arena_g. */
+#ifndef CLUE_ARENA_H
+#define CLUE_ARENA_H
+
+#include <stdint.h>
+
+#include "clue/error.h"
+#include "clue/real.h"
+
+#define CLUE_TENSOR_NAME_MAX 96
+
+typedef struct clue_tensor {
+  char name[CLUE_TENSOR_NAME_MAX]; /* e.g. "enc.rna.adt.l0.weight" */
+  int64_t offset;                  /* into w / g */
+  int64_t rows, cols;              /* shape (vectors: rows = n, cols = 1) */
+} clue_tensor;
+
+typedef struct clue_arena {
+  int64_t n;      /* total values */
+  real *w;        /* (n) parameter values */
+  real *g;        /* (n) gradients */
+  int n_tensors;
+  int cap;
+  clue_tensor *t; /* (n_tensors) */
+} clue_arena;
+
+/* Registers a rows × cols tensor; returns its index (≥ 0) or a negative code.
+ * Must come before clue_arena_alloc. Names must be unique. */
+int clue_arena_add(clue_arena *a, const char *name, int64_t rows, int64_t cols,
+                   clue_err *err);
+
+/* Allocates w and g (zeroed) for every registered tensor. */
+int clue_arena_alloc(clue_arena *a, clue_err *err);
+
+/* Frees the buffers and the tensor table (the struct itself is the caller's). */
+void clue_arena_release(clue_arena *a);
+
+/* Values / gradients of tensor i. */
+static inline real *clue_arena_w(const clue_arena *a, int i) { return a->w + a->t[i].offset; }
+static inline real *clue_arena_g(const clue_arena *a, int i) { return a->g + a->t[i].offset; }
+
+/* Number of values of tensor i. */
+static inline int64_t clue_arena_size(const clue_arena *a, int i) {
+  return a->t[i].rows * a->t[i].cols;
+}
+
+/* Sets every gradient to zero. */
+void clue_arena_zero_grad(clue_arena *a);
+
+/* Index of the tensor called name, or -1. */
+int clue_arena_find(const clue_arena *a, const char *name);
+
+#endif

@@ -1,0 +1,48 @@
+/* cli.h — the `clue` commands. Each takes the arguments after the command name
+ * (argv[0] is the command name) and returns a process exit status (see
+ * clue_exit_status). MPI is initialised before and finalised after. Only rank 0
+ * prints, except for errors that only one rank sees. */
+#ifndef CLUE_CLI_H
+#define CLUE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "clue/comm.h"
+#include "clue/config.h"
+#include "clue/error.h"
+
+int cli_train(int argc, char **argv, const clue_comm *comm);
+int cli_embed(int argc, char **argv, const clue_comm *comm);
+int cli_match(int argc, char **argv, const clue_comm *comm);
+int cli_eval(int argc, char **argv, const clue_comm *comm);
+int cli_simulate(int argc, char **argv, const clue_comm *comm);
+int cli_info(int argc, char **argv, const clue_comm *comm);
+
+/* ---- shared by the commands (src/cli/common.c) ---- */
+
+/* Prints "clue <command>: error: <message>" to stderr, once (rank 0, or the
+ * calling rank when only_me), and returns clue_exit_status(code). */
+int cli_report(const clue_comm *comm, const char *command, int code,
+               const clue_err *err);
+
+/* Collective. Builds the run config: defaults, then the YAML file `config_path`
+ * (may be NULL), then each "a.b=v" of sets[0..n_sets), then validation. Rank 0
+ * parses; the result is broadcast. */
+int cli_load_config(const clue_comm *comm, const char *config_path,
+                    char *const *sets, int n_sets, clue_config *cfg, clue_err *err);
+
+/* printf on rank 0 only (stdout, flushed). */
+void cli_print(const clue_comm *comm, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* True when stderr is a terminal (for live progress lines). */
+bool cli_stderr_is_tty(void);
+
+/* Creates a folder and its parents (mode 0755); fails naming the path. */
+int cli_mkdir_p(const char *path, clue_err *err);
+
+/* Writes `text` to `path` through a temporary file renamed into place. */
+int cli_write_file_atomic(const char *path, const char *text, clue_err *err);
+
+#endif

@@ -1,0 +1,10 @@
+/* cmd_eval.c — TEMPORARY scaffold until the command is written (this session). */
+#include "clue/cli.h"
+
+int cli_eval(int argc, char **argv, const clue_comm *comm) {
+  (void)argc;
+  (void)argv;
+  clue_err err;
+  clue_fail(&err, CLUE_EUSAGE, "the eval command is not built yet");
+  return cli_report(comm, "eval", err.code, &err);
+}

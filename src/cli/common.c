@@ -1,0 +1,102 @@
+/* common.c — helpers shared by the commands: error reporting, config loading,
+ * rank-0 printing, folders and atomic file writes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clue/cli.h"
+
+int cli_report(const clue_comm *comm, const char *command, int code,
+               const clue_err *err) {
+  if (code != CLUE_OK && comm->rank == 0) {
+    const char *msg = (err && err->msg[0]) ? err->msg : clue_strerror(code);
+    fprintf(stderr, "clue %s: error: %s\n", command, msg);
+    fflush(stderr);
+  }
+  return clue_exit_status(code);
+}
+
+int cli_load_config(const clue_comm *comm, const char *config_path,
+                    char *const *sets, int n_sets, clue_config *cfg, clue_err *err) {
+  int rc = CLUE_OK;
+  if (comm->rank == 0) {
+    clue_config_defaults(cfg);
+    if (config_path) rc = clue_config_load(config_path, cfg, err);
+    for (int i = 0; rc == CLUE_OK && i < n_sets; i++) {
+      rc = clue_config_set(cfg, sets[i], err);
+      if (rc) clue_err_prefix(err, "--set %s", sets[i]);
+    }
+    if (rc == CLUE_OK) rc = clue_config_validate(cfg, err);
+  }
+  rc = clue_comm_agree(comm, rc, err);
+  if (rc) return rc;
+  clue_config_bcast(comm, cfg);
+  return CLUE_OK;
+}
+
+void cli_print(const clue_comm *comm, const char *fmt, ...) {
+  if (comm->rank != 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+}
+
+bool cli_stderr_is_tty(void) { return isatty(STDERR_FILENO) != 0; }
+
+int cli_mkdir_p(const char *path, clue_err *err) {
+  char buf[CLUE_PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return clue_fail(err, CLUE_EINVAL, "path too long: %s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+      return clue_fail(err, CLUE_EIO, "cannot create folder %s: %s", buf,
+                       strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+    return clue_fail(err, CLUE_EIO, "cannot create folder %s: %s", buf, strerror(errno));
+  struct stat st;
+  if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+    return clue_fail(err, CLUE_EIO, "%s exists and is not a folder", buf);
+  return CLUE_OK;
+}
+
+int cli_write_file_atomic(const char *path, const char *text, clue_err *err) {
+  char tmp[CLUE_PATH_MAX + 32];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return clue_fail(err, CLUE_EIO, "cannot create %s: %s", tmp, strerror(errno));
+  size_t len = strlen(text), done = 0;
+  while (done < len) {
+    ssize_t w = write(fd, text + done, len - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      return clue_fail(err, CLUE_EIO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    done += (size_t)w;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return clue_fail(err, CLUE_EIO, "cannot write %s: %s", tmp, strerror(e));
+  }
+  if (rename(tmp, path) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return clue_fail(err, CLUE_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+  }
+  return CLUE_OK;
+}

@@ -1,0 +1,67 @@
+/* main.c — the `clue` program: MPI set-up, command dispatch, help and version. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clue/cli.h"
+#include "clue/h5ad.h"
+
+typedef struct command {
+  const char *name;
+  int (*run)(int argc, char **argv, const clue_comm *comm);
+  const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"train", cli_train, "train a CLUE model on the cells of a config (MPI-parallel)"},
+    {"embed", cli_embed, "embed cells from each modality alone with a trained model"},
+    {"match", cli_match, "match cells across two modalities (snn matching, top-k)"},
+    {"eval", cli_eval, "FOSCTTM, matching score and partner recall of two embeddings"},
+    {"simulate", cli_simulate, "write a synthetic multi-modal data set of any size"},
+    {"info", cli_info, "describe an .h5ad or .h5mu file"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void print_usage(FILE *out) {
+  fprintf(out,
+          "clue %s — Cross-Linked Unified Embedding of single-cell multi-omics data\n"
+          "\n"
+          "usage: clue <command> [options]      (run under mpirun/srun for many ranks)\n"
+          "\n"
+          "commands:\n",
+          CLUE_VERSION);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+  fprintf(out,
+          "\n"
+          "`clue <command> --help` describes a command's options.\n"
+          "`clue --version` prints the version.\n");
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  h5ad_quiet_errors();
+  clue_comm comm = clue_comm_world();
+  int status = 0;
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
+    if (comm.rank == 0) print_usage(stdout);
+    status = argc < 2 ? 2 : 0;
+  } else if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    if (comm.rank == 0) printf("clue %s (git %s)\n", CLUE_VERSION, CLUE_GIT_REV);
+  } else {
+    const command *cmd = NULL;
+    for (size_t i = 0; i < N_COMMANDS; i++)
+      if (!strcmp(argv[1], COMMANDS[i].name)) cmd = &COMMANDS[i];
+    if (!cmd) {
+      if (comm.rank == 0) {
+        fprintf(stderr, "clue: error: unknown command '%s'\n\n", argv[1]);
+        print_usage(stderr);
+      }
+      status = 2;
+    } else {
+      status = cmd->run(argc - 1, argv + 1, &comm);
+    }
+  }
+  MPI_Finalize();
+  return status;
+}

@@ -1,0 +1,137 @@
+/* comm.c — thin wrappers over MPI collectives, and error agreement. */
+#include "clue/comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static clue_comm comm_view(MPI_Comm mc) {
+  clue_comm c = {.comm = mc, .rank = 0, .size = 1};
+  MPI_Comm_rank(mc, &c.rank);
+  MPI_Comm_size(mc, &c.size);
+  return c;
+}
+
+clue_comm clue_comm_world(void) { return comm_view(MPI_COMM_WORLD); }
+
+clue_comm clue_comm_self(void) { return comm_view(MPI_COMM_SELF); }
+
+int clue_comm_agree(const clue_comm *c, int status, clue_err *err) {
+  /* Find the lowest failing rank: failing ranks contribute their rank. */
+  int mine = status != CLUE_OK ? c->rank : c->size;
+  int first = c->size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm);
+  if (first == c->size) return CLUE_OK;
+  struct {
+    int code;
+    char msg[CLUE_ERR_MSG_MAX];
+  } packet;
+  memset(&packet, 0, sizeof packet);
+  if (c->rank == first) {
+    packet.code = status;
+    if (err) memcpy(packet.msg, err->msg, sizeof packet.msg);
+    packet.msg[CLUE_ERR_MSG_MAX - 1] = '\0';
+  }
+  MPI_Bcast(&packet, (int)sizeof packet, MPI_BYTE, first, c->comm);
+  if (err) {
+    if (c->size > 1)
+      clue_fail(err, packet.code, "rank %d: %s", first, packet.msg);
+    else
+      clue_fail(err, packet.code, "%s", packet.msg);
+  }
+  return packet.code;
+}
+
+/* MPI counts are int: reduce large buffers in chunks. */
+#define COMM_CHUNK ((size_t)1 << 28)
+
+static void sum_chunks(const clue_comm *c, void *buf, size_t n, size_t elem,
+                       MPI_Datatype type, MPI_Op op) {
+  if (c->size == 1) return;
+  char *p = buf;
+  while (n > 0) {
+    size_t m = n < COMM_CHUNK ? n : COMM_CHUNK;
+    MPI_Allreduce(MPI_IN_PLACE, p, (int)m, type, op, c->comm);
+    p += m * elem;
+    n -= m;
+  }
+}
+
+void clue_comm_sum_double(const clue_comm *c, double *buf, size_t n) {
+  sum_chunks(c, buf, n, sizeof *buf, MPI_DOUBLE, MPI_SUM);
+}
+
+void clue_comm_sum_float(const clue_comm *c, float *buf, size_t n) {
+  sum_chunks(c, buf, n, sizeof *buf, MPI_FLOAT, MPI_SUM);
+}
+
+void clue_comm_sum_int64(const clue_comm *c, int64_t *buf, size_t n) {
+  sum_chunks(c, buf, n, sizeof *buf, MPI_INT64_T, MPI_SUM);
+}
+
+void clue_comm_max_int64(const clue_comm *c, int64_t *buf, size_t n) {
+  sum_chunks(c, buf, n, sizeof *buf, MPI_INT64_T, MPI_MAX);
+}
+
+void clue_comm_min_int64(const clue_comm *c, int64_t *buf, size_t n) {
+  sum_chunks(c, buf, n, sizeof *buf, MPI_INT64_T, MPI_MIN);
+}
+
+void clue_comm_max_double(const clue_comm *c, double *buf, size_t n) {
+  sum_chunks(c, buf, n, sizeof *buf, MPI_DOUBLE, MPI_MAX);
+}
+
+void clue_comm_bcast(const clue_comm *c, void *buf, size_t n, int root) {
+  if (c->size == 1) return;
+  char *p = buf;
+  while (n > 0) {
+    size_t m = n < COMM_CHUNK ? n : COMM_CHUNK;
+    MPI_Bcast(p, (int)m, MPI_BYTE, root, c->comm);
+    p += m;
+    n -= m;
+  }
+}
+
+int clue_comm_bcast_string(const clue_comm *c, char **s, int root, clue_err *err) {
+  int64_t len = (c->rank == root && *s) ? (int64_t)strlen(*s) : -1;
+  clue_comm_bcast(c, &len, sizeof len, root);
+  if (len < 0) {
+    if (c->rank != root) {
+      free(*s);
+      *s = NULL;
+    }
+    return CLUE_OK;
+  }
+  int status = CLUE_OK;
+  if (c->rank != root) {
+    free(*s);
+    *s = clue_malloc((size_t)len + 1, err);
+    if (!*s) status = CLUE_ENOMEM;
+  }
+  status = clue_comm_agree(c, status, err);
+  if (status != CLUE_OK) return status;
+  clue_comm_bcast(c, *s, (size_t)len + 1, root);
+  return CLUE_OK;
+}
+
+void clue_comm_barrier(const clue_comm *c) { MPI_Barrier(c->comm); }
+
+void clue_partition_weighted(int64_t n, const int64_t *w, int size, int64_t *begin,
+                             int64_t *end) {
+  /* Greedy prefix split: range r ends at the first index whose prefix weight
+   * reaches (r+1)/size of the total. Each item weighs at least 1 so that empty
+   * rows still spread over the ranks. */
+  double total = 0;
+  for (int64_t i = 0; i < n; i++) total += (double)(w ? w[i] : 0) + 1.0;
+  int64_t i = 0;
+  double acc = 0;
+  for (int r = 0; r < size; r++) {
+    begin[r] = i;
+    double goal = total * (double)(r + 1) / (double)size;
+    while (i < n && (r == size - 1 || acc + 0.5 * ((double)(w ? w[i] : 0) + 1.0) < goal)) {
+      acc += (double)(w ? w[i] : 0) + 1.0;
+      i++;
+    }
+    end[r] = i;
+  }
+}
