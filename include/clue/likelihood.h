@@ -1,0 +1,67 @@
+/* likelihood.h — decoder likelihoods of the counts: negative binomial,
+ * Bernoulli and Normal, with per-(feature, batch) parameters, evaluated on
+ * sparse targets (zeros cost no lgamma/digamma) with fused gradients.
+ *
+ * A decoder produces loc (n × F). For a row of batch b:
+ *   NB:        logit = softplus(scale[b])·loc + bias[b]; mu = softmax(logit)·l;
+ *              theta = exp(log_theta[b]);
+ *              log p(x) = θ·log(θ/(θ+mu')) + x·log(mu'/(θ+mu'))
+ *                         + lgamma(θ+x) − lgamma(θ) − lgamma(x+1),  mu' = mu + 1e-7
+ *   Bernoulli: logit = softplus(scale[b])·loc + bias[b]; log p = x·logit − softplus(logit)
+ *   Normal:    mean = softplus(scale[b])·loc + bias[b]; std = softplus(log_std[b]) + 1e-7
+ * Per-(feature, batch) arrays are stored batch-major: (n_batches × F). */
+#ifndef CLUE_LIKELIHOOD_H
+#define CLUE_LIKELIHOOD_H
+
+#include <stdint.h>
+
+#include "clue/config.h"
+#include "clue/csr.h"
+#include "clue/error.h"
+#include "clue/real.h"
+
+#define NN_LIK_EPS 1e-7
+
+/* Terms of the per-(feature, batch) parameters computed once per pass. */
+typedef struct nn_lik_terms {
+  clue_likelihood lik;
+  int F, nb;
+  real *sp;    /* (nb × F) softplus(scale) */
+  real *dsp;   /* (nb × F) sigmoid(scale) */
+  real *theta; /* (nb × F) NB: exp(log_theta); Normal: std */
+  real *log_theta; /* (nb × F) NB: log_theta; Normal: sigmoid(log_std) */
+  real *lg_theta;  /* (nb × F) NB: lgamma(theta) */
+  real *dg_theta;  /* (nb × F) NB: digamma(theta) */
+  real *work;      /* (3 × F) scratch of one row */
+} nn_lik_terms;
+
+int nn_lik_terms_new(clue_likelihood lik, int F, int nb, nn_lik_terms *t, clue_err *err);
+void nn_lik_terms_free(nn_lik_terms *t);
+
+/* Recomputes the terms from the parameters scale (nb × F) and disp (nb × F:
+ * log_theta for NB, log_std for Normal, unused for Bernoulli). */
+void nn_lik_terms_update(nn_lik_terms *t, const real *scale, const real *disp);
+
+/* Gradient outputs of nn_lik_nll; any pointer may be NULL to skip it. */
+typedef struct nn_lik_grad {
+  real coef;     /* every gradient is multiplied by coef (loss weight / count) */
+  real *dloc;    /* (n × F) overwritten */
+  real *dlib;    /* (n) accumulated (NB) */
+  real *dscale;  /* (nb × F) accumulated */
+  real *dbias;   /* (nb × F) accumulated */
+  real *ddisp;   /* (nb × F) accumulated (NB, Normal) */
+} nn_lik_grad;
+
+/* Σ over the n rows and F features of −log p(target | loc) (double). Row i has
+ * batch batch[i], library size lib[i] (NB only; may be NULL otherwise) and
+ * target row rows[i] of the CSR t (values as counts; F columns). When g is not
+ * NULL, fills the gradients of coef × that sum. row_nll (n, may be NULL)
+ * receives each row's sum. */
+double nn_lik_nll(const nn_lik_terms *t, const real *loc, const real *bias, int n,
+                  const int32_t *batch, const real *lib, const clue_csr *target,
+                  const int64_t *rows, nn_lik_grad *g, double *row_nll);
+
+/* ψ(x) for x > 0, to double precision. */
+double nn_digamma(double x);
+
+#endif

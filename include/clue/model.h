@@ -1,0 +1,145 @@
+/* model.h — the CLUE network: a K×K matrix of element encoders, library-size
+ * layers, one decoder per modality with per-(feature, batch) likelihood
+ * parameters, and the modality discriminator; the losses of the method note and
+ * their gradients for one minibatch.
+ *
+ * Parameters live in three arenas: `gen` (encoders, library layers, decoders:
+ * the generator optimiser), `disc` (discriminator) and `buf` (BatchNorm running
+ * statistics, not optimised). Every loss is computed as local sums scaled by
+ * global row counts, so gradients summed over ranks equal the one-rank gradients.
+ *
+ * Tensor names (checkpoints): enc.<src>.<blk>.l<i>.{weight,bias}, .bn<i>.*,
+ * enc.<src>.<blk>.{loc,std}.*, lib.<src>.*, dec.<mod>.l<i>.*, dec.<mod>.loc.*,
+ * dec.<mod>.{scale_lin,bias,log_theta|log_std} (n_batches × F), dsc.l<i>.*,
+ * dsc.pred.*. */
+#ifndef CLUE_MODEL_H
+#define CLUE_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clue/arena.h"
+#include "clue/comm.h"
+#include "clue/config.h"
+#include "clue/csr.h"
+#include "clue/error.h"
+#include "clue/likelihood.h"
+#include "clue/nn.h"
+
+#define CLUE_K CLUE_MAX_MOD
+
+/* Everything that fixes the network's shape (saved with the model). */
+typedef struct clue_model_spec {
+  int n_mod;
+  char names[CLUE_K][CLUE_NAME_MAX];
+  clue_likelihood lik[CLUE_K];
+  int enc_in[CLUE_K];   /* R_k: encoder input width */
+  int n_feat[CLUE_K];   /* F_k: decoded features */
+  int latent_dim;       /* d per block */
+  int n_batches;        /* ≥ 1 */
+  clue_mlp_config encoder, decoder, discriminator;
+  double dropout;
+  bool normalize_u;
+} clue_model_spec;
+
+typedef struct clue_model {
+  clue_model_spec spec;
+  clue_arena gen, disc, buf;
+  nn_mlp enc[CLUE_K][CLUE_K]; /* [source][block] */
+  nn_linear enc_loc[CLUE_K][CLUE_K], enc_std[CLUE_K][CLUE_K];
+  nn_linear lib[CLUE_K];      /* F_k → K library sizes */
+  nn_mlp dec[CLUE_K];
+  nn_linear dec_loc[CLUE_K];
+  int dec_scale[CLUE_K], dec_bias[CLUE_K], dec_disp[CLUE_K]; /* gen arena indices */
+  nn_mlp dsc;
+  nn_linear dsc_pred;
+} clue_model;
+
+/* Builds the network and initialises it (PyTorch defaults) from seed. */
+int clue_model_new(const clue_model_spec *spec, uint64_t seed, clue_model **out,
+                   clue_err *err);
+void clue_model_free(clue_model *m);
+
+/* Loss weights and schedule state for a step. */
+typedef struct clue_loss_weights {
+  double data, kl, align, cross, real_cross, cos;
+  double mod_weight[CLUE_K]; /* normalised to mean 1 */
+} clue_loss_weights;
+
+/* Fills w from the config (modality weights normalised to mean 1). */
+void clue_loss_weights_from_config(const clue_config *cfg, clue_loss_weights *w);
+
+/* The rows of one modality that this rank holds in a minibatch. */
+typedef struct clue_mod_rows {
+  int n;                  /* local rows */
+  int *pos;               /* (n) position in the global minibatch, in [0, B) */
+  real *enc_in;           /* (n × R_k) encoder input, filled by the caller */
+  const clue_csr *target; /* decoder targets of the modality (rows indexed by trow) */
+  int64_t *trow;          /* (n) row of each local row in target */
+  int32_t *batch;         /* (n) batch of the row's cell */
+} clue_mod_rows;
+
+/* A minibatch as seen by one rank. Capacity B rows per modality. */
+typedef struct clue_minibatch {
+  int B;                          /* global rows */
+  int64_t n_obs[CLUE_K];          /* global rows where modality k is observed */
+  int64_t n_pair[CLUE_K][CLUE_K]; /* global rows where both are observed */
+  clue_mod_rows mod[CLUE_K];
+  int n_joint;                    /* local positions whose joint sample is computed here */
+  int *joint_pos;                 /* (n_joint) */
+  int *joint_row;                 /* (n_joint × K) row in mod[k] when observed, else −1 */
+  int32_t *joint_batch;           /* (n_joint) */
+} clue_minibatch;
+
+/* Allocates a minibatch for K modalities of encoder widths enc_in, capacity B. */
+int clue_minibatch_new(int n_mod, const int *enc_in, int B, clue_minibatch **out,
+                       clue_err *err);
+void clue_minibatch_free(clue_minibatch *mb);
+
+/* Loss values of a step (global means, identical on every rank). */
+typedef struct clue_losses {
+  double nll[CLUE_K];         /* self reconstruction NLL per modality (per feature) */
+  double kl[CLUE_K];          /* KL per modality (divided by F_k) */
+  double elbo[CLUE_K];        /* nll + λ_kl·kl */
+  double joint_cross[CLUE_K]; /* joint cross NLL per modality */
+  double real_cross[CLUE_K];  /* real cross NLL per target modality */
+  double cos[CLUE_K];         /* 1 − mean cosine per modality */
+  double joint_cross_sum, real_cross_sum, cos_sum;
+  double dsc;                 /* discriminator cross-entropy (mean over K·B rows) */
+  double gen;                 /* generator loss */
+} clue_losses;
+
+/* Randomness and schedule of one pass. */
+typedef struct clue_pass {
+  uint64_t seed;
+  uint64_t pass;      /* unique per forward pass */
+  double disc_noise;  /* std of the noise added to the discriminator input */
+  bool train;         /* train mode (BatchNorm batch stats, dropout) */
+} clue_pass;
+
+typedef struct clue_work clue_work;
+
+/* Buffers for steps with up to B rows per modality. */
+int clue_work_new(const clue_model *m, int B, clue_work **out, clue_err *err);
+void clue_work_free(clue_work *w);
+
+/* Collective. Discriminator step: encoders forward, discriminator loss × λ_align;
+ * gradients in m->disc.g (local sums; the caller reduces and steps). Fills
+ * losses->dsc. */
+int clue_model_d_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                      const clue_loss_weights *lw, const clue_pass *p,
+                      const clue_comm *comm, clue_losses *losses, clue_err *err);
+
+/* Collective. Generator loss and, when p->train, its gradients in m->gen.g
+ * (local sums). In eval mode (validation) only the losses are computed. */
+int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                      const clue_loss_weights *lw, const clue_pass *p,
+                      const clue_comm *comm, clue_losses *losses, clue_err *err);
+
+/* Not collective. Embedding of n rows of modality k (eval mode): the K·d
+ * posterior means, out (n × K·d). x (n × R_k) is the encoder input. Works in
+ * chunks of the work's capacity. */
+int clue_model_embed(const clue_model *m, clue_work *w, int k, const real *x, int64_t n,
+                     float *out, clue_err *err);
+
+#endif

@@ -1,0 +1,140 @@
+/* work.c — allocation of the step workspace. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+#define ALLOC(p, count)                                                   \
+  do {                                                                    \
+    if (!((p) = clue_calloc((size_t)(count), sizeof *(p), err))) goto fail; \
+  } while (0)
+
+static int dec_work_new(const clue_model *m, int k, int B, dec_work *dw, clue_err *err) {
+  const clue_model_spec *s = &m->spec;
+  int F = s->n_feat[k], d = s->latent_dim;
+  if (nn_mlp_cache_new(&m->dec[k], B, &dw->cache, err)) return CLUE_ENOMEM;
+  if (nn_lik_terms_new(s->lik[k], F, s->n_batches, &dw->terms, err)) return CLUE_ENOMEM;
+  ALLOC(dw->z, (size_t)B * d);
+  ALLOC(dw->dz, (size_t)B * d);
+  ALLOC(dw->loc, (size_t)B * F);
+  ALLOC(dw->dloc, (size_t)B * F);
+  ALLOC(dw->dh, (size_t)B * nn_mlp_out_width(&m->dec[k]));
+  ALLOC(dw->lib, B);
+  ALLOC(dw->dlib, B);
+  ALLOC(dw->batch, B);
+  ALLOC(dw->trow, B);
+  ALLOC(dw->src, B);
+  ALLOC(dw->key, B);
+  return CLUE_OK;
+fail:
+  return CLUE_ENOMEM;
+}
+
+static void dec_work_free(dec_work *dw) {
+  nn_mlp_cache_free(&dw->cache);
+  nn_lik_terms_free(&dw->terms);
+  free(dw->z);
+  free(dw->dz);
+  free(dw->loc);
+  free(dw->dloc);
+  free(dw->dh);
+  free(dw->lib);
+  free(dw->dlib);
+  free(dw->batch);
+  free(dw->trow);
+  free(dw->src);
+  free(dw->key);
+}
+
+int clue_work_new(const clue_model *m, int B, clue_work **out, clue_err *err) {
+  *out = NULL;
+  clue_work *w = clue_calloc(1, sizeof *w, err);
+  if (!w) return CLUE_ENOMEM;
+  const clue_model_spec *s = &m->spec;
+  int K = s->n_mod, d = s->latent_dim, Kd = K * d;
+  w->B = B;
+  w->K = K;
+  w->d = d;
+  w->Kd = Kd;
+  size_t BKd = (size_t)B * Kd;
+  int max_h = 1;
+  for (int k = 0; k < K; k++) {
+    for (int j = 0; j < K; j++) {
+      if (nn_mlp_cache_new(&m->enc[k][j], B, &w->enc_cache[k][j], err)) goto fail;
+      int h = nn_mlp_out_width(&m->enc[k][j]);
+      if (h > max_h) max_h = h;
+    }
+    ALLOC(w->mean[k], BKd);
+    ALLOC(w->std[k], BKd);
+    ALLOC(w->tstd[k], BKd);
+    ALLOC(w->eps[k], BKd);
+    ALLOC(w->shat[k], BKd);
+    ALLOC(w->snorm[k], B);
+    ALLOC(w->dmean[k], BKd);
+    ALLOC(w->dstd[k], BKd);
+    ALLOC(w->dshat[k], BKd);
+    ALLOC(w->lib[k], (size_t)B * K);
+    ALLOC(w->dlib[k], (size_t)B * K);
+    ALLOC(w->key[k], B);
+    if (dec_work_new(m, k, B, &w->dec[k], err)) goto fail;
+  }
+  ALLOC(w->head, (size_t)B * d);
+  ALLOC(w->dhead, (size_t)B * d);
+  ALLOC(w->dh, (size_t)B * max_h);
+  ALLOC(w->sbar, BKd);
+  ALLOC(w->sbar_hat, BKd);
+  ALLOC(w->dsbar_hat, BKd);
+  ALLOC(w->sbar_norm, B);
+  int KB = K * B;
+  if (nn_mlp_cache_new(&m->dsc, KB, &w->dsc_cache, err)) goto fail;
+  ALLOC(w->dsc_in, (size_t)KB * Kd);
+  ALLOC(w->dsc_din, (size_t)KB * Kd);
+  ALLOC(w->logits, (size_t)KB * K);
+  ALLOC(w->dlogits, (size_t)KB * K);
+  ALLOC(w->dsc_dh, (size_t)KB * nn_mlp_out_width(&m->dsc));
+  ALLOC(w->dsc_batch, KB);
+  ALLOC(w->dsc_label, KB);
+  ALLOC(w->dsc_key, KB);
+  *out = w;
+  return CLUE_OK;
+fail:
+  clue_work_free(w);
+  return CLUE_ENOMEM;
+}
+
+void clue_work_free(clue_work *w) {
+  if (!w) return;
+  for (int k = 0; k < CLUE_K; k++) {
+    for (int j = 0; j < CLUE_K; j++) nn_mlp_cache_free(&w->enc_cache[k][j]);
+    free(w->mean[k]);
+    free(w->std[k]);
+    free(w->tstd[k]);
+    free(w->eps[k]);
+    free(w->shat[k]);
+    free(w->snorm[k]);
+    free(w->dmean[k]);
+    free(w->dstd[k]);
+    free(w->dshat[k]);
+    free(w->lib[k]);
+    free(w->dlib[k]);
+    free(w->key[k]);
+    dec_work_free(&w->dec[k]);
+  }
+  free(w->head);
+  free(w->dhead);
+  free(w->dh);
+  free(w->sbar);
+  free(w->sbar_hat);
+  free(w->dsbar_hat);
+  free(w->sbar_norm);
+  nn_mlp_cache_free(&w->dsc_cache);
+  free(w->dsc_in);
+  free(w->dsc_din);
+  free(w->logits);
+  free(w->dlogits);
+  free(w->dsc_dh);
+  free(w->dsc_batch);
+  free(w->dsc_label);
+  free(w->dsc_key);
+  free(w);
+}

@@ -1,0 +1,59 @@
+/* linear.c — fully connected layer y = x·Wᵀ + b through OpenBLAS gemm. */
+#include <stdio.h>
+
+#include "clue/nn.h"
+#include "clue/rng.h"
+
+int nn_linear_add(clue_arena *a, const char *name, int in, int out, nn_linear *l,
+                  clue_err *err) {
+  char buf[CLUE_TENSOR_NAME_MAX];
+  l->in = in;
+  l->out = out;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  l->w = clue_arena_add(a, buf, out, in, err);
+  if (l->w < 0) return l->w;
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  l->b = clue_arena_add(a, buf, out, 1, err);
+  return l->b < 0 ? l->b : CLUE_OK;
+}
+
+static void fill_uniform(real *p, int64_t n, double bound, uint64_t seed, int tensor) {
+  clue_rng r = clue_rng_stream(seed, CLUE_RNG_INIT, (uint64_t)tensor, 0);
+  for (int64_t i = 0; i < n; i++) p[i] = (real)((2 * clue_rng_uniform(&r) - 1) * bound);
+}
+
+void nn_linear_init(clue_arena *a, const nn_linear *l, uint64_t seed) {
+  double bound = l->in > 0 ? 1.0 / sqrt((double)l->in) : 0.0;
+  fill_uniform(clue_arena_w(a, l->w), clue_arena_size(a, l->w), bound, seed, l->w);
+  fill_uniform(clue_arena_w(a, l->b), clue_arena_size(a, l->b), bound, seed, l->b);
+}
+
+void nn_linear_forward(const clue_arena *a, const nn_linear *l, const real *x, int n,
+                       real *y) {
+  if (n <= 0) return;
+  const real *w = clue_arena_w(a, l->w);
+  const real *b = clue_arena_w(a, l->b);
+  for (int i = 0; i < n; i++)
+    for (int o = 0; o < l->out; o++) y[(int64_t)i * l->out + o] = b[o];
+  if (l->in == 0) return;
+  cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1, x, l->in,
+              w, l->in, 1, y, l->out);
+}
+
+void nn_linear_backward(clue_arena *a, const nn_linear *l, const real *x,
+                        const real *dy, int n, real *dx) {
+  if (n <= 0) return;
+  real *gw = clue_arena_g(a, l->w);
+  real *gb = clue_arena_g(a, l->b);
+  for (int i = 0; i < n; i++) {
+    const real *row = dy + (int64_t)i * l->out;
+    for (int o = 0; o < l->out; o++) gb[o] += row[o];
+  }
+  if (l->in == 0) return;
+  /* dW (out × in) += dyᵀ (out × n) · x (n × in) */
+  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, n, 1, dy, l->out,
+              x, l->in, 1, gw, l->in);
+  if (dx)
+    cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1, dy,
+                l->out, clue_arena_w(a, l->w), l->in, 1, dx, l->in);
+}
