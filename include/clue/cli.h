@@ -11,6 +11,8 @@
 #include "clue/comm.h"
 #include "clue/config.h"
 #include "clue/error.h"
+#include "clue/h5ad.h"
+#include "clue/h5ad_write.h"
 
 int cli_train(int argc, char **argv, const clue_comm *comm);
 int cli_embed(int argc, char **argv, const clue_comm *comm);
@@ -44,5 +46,22 @@ int cli_mkdir_p(const char *path, clue_err *err);
 
 /* Writes `text` to `path` through a temporary file renamed into place. */
 int cli_write_file_atomic(const char *path, const char *text, clue_err *err);
+
+/* Collective. Checks that SLURM and MPI agree on the number of tasks, and sets
+ * OpenBLAS threads per rank (unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS is set):
+ * SLURM_CPUS_PER_TASK, else cores / ranks on this node. *threads gets the count. */
+int cli_setup_runtime(const clue_comm *comm, int *threads, clue_err *err);
+
+/* Collective. Writes obs of w from rows rows[0..n) of src's obs (index and every
+ * categorical, numeric, bool and string column); rank 0 reads, every rank calls. */
+int cli_copy_obs(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int64_t n,
+                 const clue_comm *comm, clue_err *err);
+
+/* Makes a relative path absolute against the current folder (in place). */
+void cli_absolute_path(char *path, size_t size);
+
+/* Makes the data and output paths of cfg absolute, so that the resolved config
+ * works from any folder. */
+void cli_config_absolute_paths(clue_config *cfg);
 
 #endif

@@ -1,10 +1,104 @@
-/* cmd_train.c — TEMPORARY scaffold until the command is written (this session). */
+/* cmd_train.c — `clue train`: options, run folder, then the training loop. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "clue/cli.h"
+#include "clue/train.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: clue train --config FILE [--set KEY=VALUE]... [--resume | --overwrite] [--quiet]\n"
+          "\n"
+          "Trains a CLUE model on the training cells of the config (cells whose\n"
+          "data.split_key column is not data.test_value) and fills output.dir with:\n"
+          "  config.yaml     the resolved configuration (every key, absolute paths)\n"
+          "  log.jsonl       one JSON object per epoch: every loss term (train and\n"
+          "                  validation), learning rate, seconds, cells/s\n"
+          "  checkpoint.h5   model, preprocessing, optimiser and position (best weights\n"
+          "                  at the end); `clue embed --checkpoint` reads it\n"
+          "\n"
+          "options:\n"
+          "  --config FILE      YAML config (see configs/ and the README)\n"
+          "  --set KEY=VALUE    override a config key, e.g. --set train.max_epochs=50\n"
+          "                     or --set data.modalities.rna.file=rna.h5ad (repeatable)\n"
+          "  --resume           continue from output.dir/checkpoint.h5 if it exists\n"
+          "                     (same or different number of ranks)\n"
+          "  --overwrite        start a new run even if output.dir holds one\n"
+          "  --quiet            no per-epoch lines (log.jsonl is still written)\n"
+          "  -h, --help         this help\n"
+          "\n"
+          "Run on many ranks with `mpirun -np P clue train ...` or `srun clue train ...`.\n"
+          "SIGTERM or SIGUSR1 make every rank stop at the next step with a checkpoint\n"
+          "(exit status 75): rerun with --resume to continue.\n");
+}
 
 int cli_train(int argc, char **argv, const clue_comm *comm) {
-  (void)argc;
-  (void)argv;
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {"set", required_argument, 0, 's'},
+                                       {"resume", no_argument, 0, 'r'},
+                                       {"quiet", no_argument, 0, 'q'},
+                                       {"overwrite", no_argument, 0, 'w'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  const char *config = NULL;
+  char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  int n_sets = 0, c;
+  clue_train_opts to = {0};
   clue_err err;
-  clue_fail(&err, CLUE_EUSAGE, "the train command is not built yet");
-  return cli_report(comm, "train", err.code, &err);
+  clue_err_clear(&err);
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "c:s:rqwh", opts, NULL)) != -1) {
+    switch (c) {
+      case 'c': config = optarg; break;
+      case 's': sets[n_sets++] = optarg; break;
+      case 'r': to.resume = true; break;
+      case 'q': to.quiet = true; break;
+      case 'w': to.overwrite = true; break;
+      case 'h':
+        if (comm->rank == 0) usage(stdout);
+        free(sets);
+        return 0;
+      default:
+        if (comm->rank == 0) {
+          fprintf(stderr, "clue train: error: unknown or incomplete option '%s'\n\n",
+                  argv[optind - 1]);
+          usage(stderr);
+        }
+        free(sets);
+        return 2;
+    }
+  }
+  if (!config) {
+    if (comm->rank == 0) {
+      fprintf(stderr, "clue train: error: --config FILE is required\n\n");
+      usage(stderr);
+    }
+    free(sets);
+    return 2;
+  }
+  clue_config cfg;
+  int threads = 1;
+  int rc = cli_load_config(comm, config, sets, n_sets, &cfg, &err);
+  free(sets);
+  if (!rc) rc = cli_setup_runtime(comm, &threads, &err);
+  if (rc) return cli_report(comm, "train", rc, &err);
+  cli_config_absolute_paths(&cfg);
+  if (comm->rank == 0) {
+    rc = cli_mkdir_p(cfg.out_dir, &err);
+    char *yaml = rc ? NULL : clue_config_to_yaml(&cfg);
+    char path[CLUE_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/config.yaml", cfg.out_dir);
+    if (!rc) rc = yaml ? cli_write_file_atomic(path, yaml, &err)
+                       : clue_fail(&err, CLUE_ENOMEM, "out of memory");
+    free(yaml);
+    if (!rc && !to.quiet)
+      printf("clue train: %d rank%s x %d OpenBLAS thread%s; run folder %s\n", comm->size,
+             comm->size > 1 ? "s" : "", threads, threads > 1 ? "s" : "", cfg.out_dir);
+  }
+  rc = clue_comm_agree(comm, rc, &err);
+  if (!rc) rc = clue_train_run(&cfg, &to, comm, &err);
+  return cli_report(comm, "train", rc, &err);
 }

@@ -1,0 +1,12 @@
+/* crc32.h — CRC-32 (IEEE 802.3 polynomial) of a byte buffer, for checksums of
+ * checkpoint datasets. */
+#ifndef CLUE_CRC32_H
+#define CLUE_CRC32_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continues a CRC: start with crc = 0. */
+uint32_t clue_crc32(uint32_t crc, const void *data, size_t n);
+
+#endif

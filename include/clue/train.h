@@ -1,0 +1,54 @@
+/* train.h — `clue train`: fit the preprocessing on the training cells, build the
+ * model, run the alternating discriminator/generator steps data-parallel over the
+ * ranks, validate every epoch, schedule the learning rate, stop early, keep the
+ * best weights, and write the run folder (config.yaml, log.jsonl, checkpoint.h5). */
+#ifndef CLUE_TRAIN_H
+#define CLUE_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clue/checkpoint.h"
+#include "clue/comm.h"
+#include "clue/config.h"
+#include "clue/dataset.h"
+#include "clue/error.h"
+#include "clue/plan.h"
+
+typedef struct clue_train_opts {
+  bool resume;  /* continue from <output.dir>/checkpoint.h5 when it exists */
+  bool quiet;   /* no per-epoch lines on stdout (log.jsonl is still written) */
+  bool overwrite; /* start a new run even if output.dir holds one (else refuse) */
+} clue_train_opts;
+
+/* Epoch counts resolved from "auto" (the method note's formulas). */
+typedef struct clue_schedule {
+  int64_t max_epochs, align_burnin, patience, reduce_lr_patience;
+  double batches_per_epoch;
+} clue_schedule;
+
+/* Resolves the auto settings for n_cells training rows. */
+void clue_schedule_resolve(const clue_config *cfg, int64_t n_cells, clue_schedule *s);
+
+/* Collective. The whole of `clue train`. Returns CLUE_EINTERRUPTED after writing
+ * a checkpoint when a rank received SIGTERM or SIGUSR1. */
+int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
+                   const clue_comm *comm, clue_err *err);
+
+/* Collective. Fits the preprocessing of every modality on the dataset's cells
+ * (all of them: call with the training selection). */
+int clue_fit_preps(const clue_config *cfg, const clue_dataset *d, const clue_comm *comm,
+                   int verbose, clue_prep **prep, clue_err *err);
+
+/* Encoder inputs and decoder targets of this rank's rows of every modality. */
+int clue_inputs_build(clue_prep *const *prep, const clue_dataset *d, clue_inputs *in,
+                      clue_err *err);
+void clue_inputs_release(clue_inputs *in);
+
+/* Installs SIGTERM/SIGUSR1 handlers that request a checkpoint-and-exit. */
+void clue_train_install_signals(void);
+
+/* True once a stop signal was received by this process. */
+bool clue_train_stop_requested(void);
+
+#endif

@@ -1,0 +1,572 @@
+/* checkpoint.c — saving and loading the complete state of a run in HDF5. */
+#include "clue/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clue/crc32.h"
+
+/* ---- small HDF5 helpers (status: 0 ok, negative on failure) ---- */
+
+static int put_attr_i64(hid_t obj, const char *name, int64_t v) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT64, &v);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return rc < 0 ? -1 : 0;
+}
+
+static int put_attr_f64(hid_t obj, const char *name, double v) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return rc < 0 ? -1 : 0;
+}
+
+static int get_attr_i64(hid_t obj, const char *name, int64_t *v) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  herr_t rc = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, v);
+  if (a >= 0) H5Aclose(a);
+  return rc < 0 ? -1 : 0;
+}
+
+static int get_attr_f64(hid_t obj, const char *name, double *v) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  herr_t rc = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_DOUBLE, v);
+  if (a >= 0) H5Aclose(a);
+  return rc < 0 ? -1 : 0;
+}
+
+static hid_t make_group(hid_t parent, const char *name) {
+  return H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+/* Writes a 1-D dataset of n elements of `type` with a crc32 attribute. */
+static int put_array(hid_t g, const char *name, hid_t type, const void *data, int64_t n,
+                     size_t elem) {
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t sp = H5Screate_simple(1, dims, NULL);
+  hid_t ds = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = -1;
+  if (ds >= 0 && (n == 0 || H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0))
+    rc = put_attr_i64(ds, "crc32", (int64_t)clue_crc32(0, data, (size_t)n * elem));
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(sp);
+  return rc;
+}
+
+/* Reads a 1-D dataset of exactly n elements and verifies its checksum. */
+static int get_array(hid_t g, const char *name, hid_t type, void *data, int64_t n,
+                     size_t elem, const char *path, clue_err *err) {
+  if (H5Lexists(g, name, H5P_DEFAULT) <= 0)
+    return clue_fail(err, CLUE_EFORMAT, "%s: dataset %s is missing", path, name);
+  hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
+  if (ds < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open dataset %s", path, name);
+  hid_t sp = H5Dget_space(ds);
+  hssize_t have = H5Sget_simple_extent_npoints(sp);
+  H5Sclose(sp);
+  int rc = CLUE_OK;
+  int64_t crc = -1;
+  if (have != n)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: dataset %s has %lld values, expected %lld", path,
+                   name, (long long)have, (long long)n);
+  else if (n > 0 && H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: cannot read dataset %s (file damaged?)", path,
+                   name);
+  else if (get_attr_i64(ds, "crc32", &crc) < 0)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: dataset %s has no checksum", path, name);
+  else if ((uint32_t)crc != clue_crc32(0, data, (size_t)n * elem))
+    rc = clue_fail(err, CLUE_EFORMAT,
+                   "%s: dataset %s is corrupted (checksum mismatch)", path, name);
+  H5Dclose(ds);
+  return rc;
+}
+
+static int put_string(hid_t g, const char *name, const char *text) {
+  return put_array(g, name, H5T_NATIVE_CHAR, text, (int64_t)strlen(text) + 1, 1);
+}
+
+static int get_string(hid_t g, const char *name, char **text, const char *path,
+                      clue_err *err) {
+  if (H5Lexists(g, name, H5P_DEFAULT) <= 0)
+    return clue_fail(err, CLUE_EFORMAT, "%s: dataset %s is missing", path, name);
+  hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
+  hid_t sp = H5Dget_space(ds);
+  hssize_t n = H5Sget_simple_extent_npoints(sp);
+  H5Sclose(sp);
+  H5Dclose(ds);
+  if (n < 1) return clue_fail(err, CLUE_EFORMAT, "%s: dataset %s is empty", path, name);
+  *text = clue_malloc((size_t)n, err);
+  if (!*text) return CLUE_ENOMEM;
+  int rc = get_array(g, name, H5T_NATIVE_CHAR, *text, n, 1, path, err);
+  if (rc == CLUE_OK && (*text)[n - 1] != '\0')
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: string %s is not terminated", path, name);
+  if (rc) {
+    free(*text);
+    *text = NULL;
+  }
+  return rc;
+}
+
+/* ---- arenas ---- */
+
+/* One float32 dataset per tensor of values `vals` (an arena-shaped buffer). */
+static int put_arena(hid_t parent, const char *name, const clue_arena *a, const real *vals) {
+  hid_t g = make_group(parent, name);
+  if (g < 0) return -1;
+  int rc = 0;
+  for (int t = 0; t < a->n_tensors && rc == 0; t++) {
+    int64_t n = clue_arena_size(a, t);
+    float *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof *buf);
+    if (!buf) {
+      rc = -1;
+      break;
+    }
+    for (int64_t i = 0; i < n; i++) buf[i] = (float)vals[a->t[t].offset + i];
+    rc = put_array(g, a->t[t].name, H5T_NATIVE_FLOAT, buf, n, sizeof *buf);
+    free(buf);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+static int get_arena(hid_t parent, const char *name, const clue_arena *a, real *vals,
+                     const char *path, clue_err *err) {
+  if (H5Lexists(parent, name, H5P_DEFAULT) <= 0)
+    return clue_fail(err, CLUE_EFORMAT, "%s: group %s is missing", path, name);
+  hid_t g = H5Gopen2(parent, name, H5P_DEFAULT);
+  int rc = CLUE_OK;
+  for (int t = 0; t < a->n_tensors && rc == CLUE_OK; t++) {
+    int64_t n = clue_arena_size(a, t);
+    float *buf = clue_malloc((size_t)(n > 0 ? n : 1) * sizeof *buf, err);
+    if (!buf) {
+      rc = CLUE_ENOMEM;
+      break;
+    }
+    rc = get_array(g, a->t[t].name, H5T_NATIVE_FLOAT, buf, n, sizeof *buf, path, err);
+    for (int64_t i = 0; rc == CLUE_OK && i < n; i++) vals[a->t[t].offset + i] = (real)buf[i];
+    free(buf);
+  }
+  H5Gclose(g);
+  if (rc) clue_err_prefix(err, "in %s", name);
+  return rc;
+}
+
+static int put_optim(hid_t parent, const char *name, const clue_optim *o,
+                     const clue_arena *a) {
+  hid_t g = make_group(parent, name);
+  if (g < 0) return -1;
+  int rc = put_attr_i64(g, "kind", o->kind) | put_attr_i64(g, "t", o->t) |
+           put_attr_f64(g, "lr", o->lr);
+  if (!rc) rc = put_arena(g, "v", a, o->v);
+  if (!rc && o->m) rc = put_arena(g, "m", a, o->m);
+  H5Gclose(g);
+  return rc;
+}
+
+static int get_optim(hid_t parent, const char *name, clue_optim *o, const clue_arena *a,
+                     const char *path, clue_err *err) {
+  hid_t g = H5Gopen2(parent, name, H5P_DEFAULT);
+  if (g < 0) return clue_fail(err, CLUE_EFORMAT, "%s: optimiser %s is missing", path, name);
+  int64_t kind = 0, t = 0;
+  double lr = 0;
+  int rc = CLUE_OK;
+  if (get_attr_i64(g, "kind", &kind) || get_attr_i64(g, "t", &t) || get_attr_f64(g, "lr", &lr) ||
+      (kind != CLUE_OPT_RMSPROP && kind != CLUE_OPT_ADAM))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: optimiser %s has bad attributes", path, name);
+  if (!rc) rc = clue_optim_init(o, (clue_optimizer)kind, lr, a->n, err);
+  if (!rc) {
+    o->t = t;
+    rc = get_arena(g, "v", a, o->v, path, err);
+  }
+  if (!rc && o->m) rc = get_arena(g, "m", a, o->m, path, err);
+  H5Gclose(g);
+  return rc;
+}
+
+/* ---- the model spec ---- */
+
+static int put_spec(hid_t file, const clue_model_spec *s) {
+  hid_t g = make_group(file, "spec");
+  if (g < 0) return -1;
+  int rc = put_attr_i64(g, "n_mod", s->n_mod) | put_attr_i64(g, "latent_dim", s->latent_dim) |
+           put_attr_i64(g, "n_batches", s->n_batches) |
+           put_attr_i64(g, "encoder_depth", s->encoder.depth) |
+           put_attr_i64(g, "encoder_width", s->encoder.width) |
+           put_attr_i64(g, "decoder_depth", s->decoder.depth) |
+           put_attr_i64(g, "decoder_width", s->decoder.width) |
+           put_attr_i64(g, "discriminator_depth", s->discriminator.depth) |
+           put_attr_i64(g, "discriminator_width", s->discriminator.width) |
+           put_attr_f64(g, "dropout", s->dropout) |
+           put_attr_i64(g, "normalize_u", s->normalize_u);
+  int64_t lik[CLUE_K], in[CLUE_K], feat[CLUE_K];
+  char names[CLUE_K * CLUE_NAME_MAX];
+  memset(names, 0, sizeof names);
+  for (int k = 0; k < s->n_mod; k++) {
+    lik[k] = s->lik[k];
+    in[k] = s->enc_in[k];
+    feat[k] = s->n_feat[k];
+    memcpy(names + k * CLUE_NAME_MAX, s->names[k], CLUE_NAME_MAX);
+  }
+  if (!rc) rc = put_array(g, "likelihood", H5T_NATIVE_INT64, lik, s->n_mod, 8);
+  if (!rc) rc = put_array(g, "enc_in", H5T_NATIVE_INT64, in, s->n_mod, 8);
+  if (!rc) rc = put_array(g, "n_feat", H5T_NATIVE_INT64, feat, s->n_mod, 8);
+  if (!rc)
+    rc = put_array(g, "names", H5T_NATIVE_CHAR, names, (int64_t)s->n_mod * CLUE_NAME_MAX, 1);
+  H5Gclose(g);
+  return rc;
+}
+
+static int get_spec(hid_t file, clue_model_spec *s, const char *path, clue_err *err) {
+  memset(s, 0, sizeof *s);
+  if (H5Lexists(file, "spec", H5P_DEFAULT) <= 0)
+    return clue_fail(err, CLUE_EFORMAT, "%s: group spec is missing", path);
+  hid_t g = H5Gopen2(file, "spec", H5P_DEFAULT);
+  int64_t v[11];
+  const char *keys[] = {"n_mod", "latent_dim", "n_batches", "encoder_depth", "encoder_width",
+                        "decoder_depth", "decoder_width", "discriminator_depth",
+                        "discriminator_width", "normalize_u"};
+  int rc = CLUE_OK;
+  for (int i = 0; i < 10 && !rc; i++)
+    if (get_attr_i64(g, keys[i], &v[i]))
+      rc = clue_fail(err, CLUE_EFORMAT, "%s: spec attribute %s is missing", path, keys[i]);
+  if (!rc && get_attr_f64(g, "dropout", &s->dropout))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: spec attribute dropout is missing", path);
+  if (!rc && (v[0] < 2 || v[0] > CLUE_K))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: spec has %lld modalities", path, (long long)v[0]);
+  if (!rc) {
+    s->n_mod = (int)v[0];
+    s->latent_dim = (int)v[1];
+    s->n_batches = (int)v[2];
+    s->encoder = (clue_mlp_config){(int)v[3], (int)v[4]};
+    s->decoder = (clue_mlp_config){(int)v[5], (int)v[6]};
+    s->discriminator = (clue_mlp_config){(int)v[7], (int)v[8]};
+    s->normalize_u = v[9] != 0;
+    int64_t lik[CLUE_K], in[CLUE_K], feat[CLUE_K];
+    char names[CLUE_K * CLUE_NAME_MAX];
+    rc = get_array(g, "likelihood", H5T_NATIVE_INT64, lik, s->n_mod, 8, path, err);
+    if (!rc) rc = get_array(g, "enc_in", H5T_NATIVE_INT64, in, s->n_mod, 8, path, err);
+    if (!rc) rc = get_array(g, "n_feat", H5T_NATIVE_INT64, feat, s->n_mod, 8, path, err);
+    if (!rc)
+      rc = get_array(g, "names", H5T_NATIVE_CHAR, names, (int64_t)s->n_mod * CLUE_NAME_MAX, 1,
+                     path, err);
+    for (int k = 0; !rc && k < s->n_mod; k++) {
+      s->lik[k] = (clue_likelihood)lik[k];
+      s->enc_in[k] = (int)in[k];
+      s->n_feat[k] = (int)feat[k];
+      memcpy(s->names[k], names + k * CLUE_NAME_MAX, CLUE_NAME_MAX);
+      s->names[k][CLUE_NAME_MAX - 1] = '\0';
+    }
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+/* ---- batches and state ---- */
+
+static int put_strings(hid_t parent, const char *name, const clue_strings *s) {
+  size_t total = 1;
+  for (int64_t i = 0; i < s->n; i++) total += strlen(s->s[i]) + 1;
+  char *buf = calloc(total, 1);
+  if (!buf) return -1;
+  size_t at = 0;
+  for (int64_t i = 0; i < s->n; i++) {
+    size_t len = strlen(s->s[i]);
+    memcpy(buf + at, s->s[i], len + 1);
+    at += len + 1;
+  }
+  int rc = put_array(parent, name, H5T_NATIVE_CHAR, buf, (int64_t)total, 1);
+  if (!rc) {
+    hid_t ds = H5Dopen2(parent, name, H5P_DEFAULT);
+    rc = put_attr_i64(ds, "count", s->n);
+    H5Dclose(ds);
+  }
+  free(buf);
+  return rc;
+}
+
+static int get_strings(hid_t parent, const char *name, clue_strings **out, const char *path,
+                       clue_err *err) {
+  char *buf = NULL;
+  int rc = get_string(parent, name, &buf, path, err);
+  if (rc) return rc;
+  hid_t ds = H5Dopen2(parent, name, H5P_DEFAULT);
+  hid_t sp = H5Dget_space(ds);
+  int64_t total = H5Sget_simple_extent_npoints(sp), count = -1;
+  H5Sclose(sp);
+  get_attr_i64(ds, "count", &count);
+  H5Dclose(ds);
+  const char **items = calloc((size_t)(count > 0 ? count : 1), sizeof *items);
+  int64_t at = 0;
+  for (int64_t i = 0; items && i < count; i++) {
+    if (at >= total) {
+      count = -1;
+      break;
+    }
+    items[i] = buf + at;
+    at += (int64_t)strlen(buf + at) + 1;
+  }
+  if (!items || count < 0) {
+    free(items);
+    free(buf);
+    return clue_fail(err, CLUE_EFORMAT, "%s: string list %s is damaged", path, name);
+  }
+  *out = clue_strings_from(items, count, err);
+  free(items);
+  free(buf);
+  return *out ? CLUE_OK : CLUE_ENOMEM;
+}
+
+static int put_state(hid_t file, const clue_train_state *st) {
+  hid_t g = make_group(file, "state");
+  if (g < 0) return -1;
+  int rc = put_attr_i64(g, "epoch", st->epoch) | put_attr_i64(g, "step", st->step) |
+           put_attr_f64(g, "lr", st->lr) | put_attr_f64(g, "best_loss", st->best_loss) |
+           put_attr_i64(g, "best_epoch", st->best_epoch) |
+           put_attr_i64(g, "bad_epochs", st->bad_epochs) |
+           put_attr_f64(g, "plateau_best", st->plateau_best) |
+           put_attr_i64(g, "plateau_bad", st->plateau_bad) |
+           put_attr_i64(g, "finished", st->finished) |
+           put_attr_i64(g, "partial_steps", st->partial_steps) |
+           put_attr_f64(g, "seconds", st->seconds);
+  if (!rc)
+    rc = put_array(g, "partial", H5T_NATIVE_DOUBLE, &st->partial,
+                   (int64_t)(sizeof st->partial / sizeof(double)), sizeof(double));
+  H5Gclose(g);
+  return rc;
+}
+
+static int get_state(hid_t file, clue_train_state *st, const char *path, clue_err *err) {
+  hid_t g = H5Gopen2(file, "state", H5P_DEFAULT);
+  if (g < 0) return clue_fail(err, CLUE_EFORMAT, "%s: group state is missing", path);
+  int64_t fin = 0;
+  int bad = get_attr_i64(g, "epoch", &st->epoch) | get_attr_i64(g, "step", &st->step) |
+            get_attr_f64(g, "lr", &st->lr) | get_attr_f64(g, "best_loss", &st->best_loss) |
+            get_attr_i64(g, "best_epoch", &st->best_epoch) |
+            get_attr_i64(g, "bad_epochs", &st->bad_epochs) |
+            get_attr_f64(g, "plateau_best", &st->plateau_best) |
+            get_attr_i64(g, "plateau_bad", &st->plateau_bad) |
+            get_attr_i64(g, "finished", &fin) |
+            get_attr_i64(g, "partial_steps", &st->partial_steps) |
+            get_attr_f64(g, "seconds", &st->seconds);
+  st->finished = fin != 0;
+  int rc = bad ? clue_fail(err, CLUE_EFORMAT, "%s: state attributes are incomplete", path)
+               : get_array(g, "partial", H5T_NATIVE_DOUBLE, &st->partial,
+                           (int64_t)(sizeof st->partial / sizeof(double)), sizeof(double),
+                           path, err);
+  H5Gclose(g);
+  return rc;
+}
+
+/* ---- save ---- */
+
+static int write_all(hid_t f, const clue_ckpt *c) {
+  int rc = put_attr_i64(f, "format_version", CLUE_CKPT_FORMAT_VERSION);
+  if (!rc) rc = put_string(f, "config", c->config_yaml ? c->config_yaml : "");
+  if (!rc) rc = put_spec(f, &c->model->spec);
+  if (!rc) rc = put_strings(f, "batches", c->batch_names);
+  if (!rc) rc = put_state(f, &c->state);
+  hid_t g = rc ? -1 : make_group(f, "prep");
+  if (g < 0) return -1;
+  for (int k = 0; k < c->n_mod && !rc; k++) {
+    hid_t pg = make_group(g, c->model->spec.names[k]);
+    clue_err e;
+    rc = pg < 0 ? -1 : clue_prep_save(c->prep[k], pg, &e);
+    if (pg >= 0) H5Gclose(pg);
+  }
+  H5Gclose(g);
+  const clue_model *m = c->model;
+  hid_t p = rc ? -1 : make_group(f, "params");
+  if (p < 0) return -1;
+  rc = put_arena(p, "gen", &m->gen, m->gen.w) | put_arena(p, "disc", &m->disc, m->disc.w) |
+       put_arena(p, "buf", &m->buf, m->buf.w);
+  H5Gclose(p);
+  if (!rc && c->has_best) {
+    hid_t b = make_group(f, "best");
+    rc = b < 0 ? -1
+               : put_arena(b, "gen", &m->gen, c->best.gen) |
+                     put_arena(b, "disc", &m->disc, c->best.disc) |
+                     put_arena(b, "buf", &m->buf, c->best.buf);
+    if (b >= 0) H5Gclose(b);
+  }
+  if (!rc && c->has_optim) {
+    hid_t o = make_group(f, "optim");
+    rc = o < 0 ? -1
+               : put_optim(o, "gen", &c->opt_gen, &m->gen) |
+                     put_optim(o, "disc", &c->opt_disc, &m->disc);
+    if (o >= 0) H5Gclose(o);
+  }
+  return rc;
+}
+
+/* fsync a file or folder by path. */
+static int sync_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+int clue_ckpt_save(const char *path, const clue_ckpt *c, clue_err *err) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0)
+    return clue_fail(err, CLUE_EIO, "cannot create checkpoint %s (folder missing or not writable?)",
+                     tmp);
+  int rc = write_all(f, c);
+  if (H5Fclose(f) < 0) rc = -1;
+  if (rc == 0 && sync_path(tmp) != 0) rc = -1;
+  if (rc != 0) {
+    unlink(tmp);
+    return clue_fail(err, CLUE_EIO,
+                     "cannot write checkpoint %s (disk full?); the previous checkpoint is "
+                     "unchanged",
+                     path);
+  }
+  if (rename(tmp, path) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return clue_fail(err, CLUE_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+  }
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s", path);
+  sync_path(dirname(dir));
+  return CLUE_OK;
+}
+
+/* ---- load ---- */
+
+static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
+  int64_t version = 0;
+  if (get_attr_i64(f, "format_version", &version))
+    return clue_fail(err, CLUE_EFORMAT, "%s: not a clue checkpoint (no format_version)", path);
+  if (version != CLUE_CKPT_FORMAT_VERSION)
+    return clue_fail(err, CLUE_EFORMAT,
+                     "%s: checkpoint format version %lld, this clue reads version %d", path,
+                     (long long)version, CLUE_CKPT_FORMAT_VERSION);
+  int rc = get_string(f, "config", &c->config_yaml, path, err);
+  clue_model_spec spec;
+  if (!rc) rc = get_spec(f, &spec, path, err);
+  if (!rc) rc = clue_model_new(&spec, 0, &c->model, err);
+  if (rc) return rc == CLUE_EINVAL ? clue_err_prefix(err, "%s", path) : rc;
+  c->n_mod = spec.n_mod;
+  if ((rc = get_strings(f, "batches", &c->batch_names, path, err))) return rc;
+  if (c->batch_names->n != spec.n_batches)
+    return clue_fail(err, CLUE_EFORMAT, "%s: %lld batch names for %d batches", path,
+                     (long long)c->batch_names->n, spec.n_batches);
+  if ((rc = get_state(f, &c->state, path, err))) return rc;
+  hid_t g = H5Gopen2(f, "prep", H5P_DEFAULT);
+  if (g < 0) return clue_fail(err, CLUE_EFORMAT, "%s: group prep is missing", path);
+  for (int k = 0; k < spec.n_mod && !rc; k++) {
+    hid_t pg = H5Gopen2(g, spec.names[k], H5P_DEFAULT);
+    if (pg < 0) {
+      rc = clue_fail(err, CLUE_EFORMAT, "%s: prep/%s is missing", path, spec.names[k]);
+      break;
+    }
+    rc = clue_prep_load(pg, &c->prep[k], err);
+    if (rc) clue_err_prefix(err, "%s: prep/%s", path, spec.names[k]);
+    H5Gclose(pg);
+  }
+  H5Gclose(g);
+  if (rc) return rc;
+  clue_model *m = c->model;
+  hid_t p = H5Gopen2(f, "params", H5P_DEFAULT);
+  if (p < 0) return clue_fail(err, CLUE_EFORMAT, "%s: group params is missing", path);
+  rc = get_arena(p, "gen", &m->gen, m->gen.w, path, err);
+  if (!rc) rc = get_arena(p, "disc", &m->disc, m->disc.w, path, err);
+  if (!rc) rc = get_arena(p, "buf", &m->buf, m->buf.w, path, err);
+  H5Gclose(p);
+  if (rc) return rc;
+  if (H5Lexists(f, "best", H5P_DEFAULT) > 0) {
+    if ((rc = clue_snapshot_alloc(&c->best, m, err))) return rc;
+    c->has_best = true;
+    hid_t b = H5Gopen2(f, "best", H5P_DEFAULT);
+    rc = get_arena(b, "gen", &m->gen, c->best.gen, path, err);
+    if (!rc) rc = get_arena(b, "disc", &m->disc, c->best.disc, path, err);
+    if (!rc) rc = get_arena(b, "buf", &m->buf, c->best.buf, path, err);
+    H5Gclose(b);
+    if (rc) return rc;
+  }
+  if (H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
+    c->has_optim = true;
+    hid_t o = H5Gopen2(f, "optim", H5P_DEFAULT);
+    rc = get_optim(o, "gen", &c->opt_gen, &m->gen, path, err);
+    if (!rc) rc = get_optim(o, "disc", &c->opt_disc, &m->disc, path, err);
+    H5Gclose(o);
+  }
+  return rc;
+}
+
+int clue_ckpt_load(const char *path, clue_ckpt *c, clue_err *err) {
+  memset(c, 0, sizeof *c);
+  if (access(path, R_OK) != 0)
+    return clue_fail(err, CLUE_EIO, "cannot read checkpoint %s: %s", path, strerror(errno));
+  if (H5Fis_hdf5(path) <= 0)
+    return clue_fail(err, CLUE_EFORMAT, "%s: not an HDF5 file (truncated or not a checkpoint)",
+                     path);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open as HDF5 (damaged?)", path);
+  int rc = read_all(f, path, c, err);
+  H5Fclose(f);
+  if (rc) clue_ckpt_release(c);
+  return rc;
+}
+
+void clue_ckpt_release(clue_ckpt *c) {
+  free(c->config_yaml);
+  for (int k = 0; k < CLUE_K; k++) clue_prep_free(c->prep[k]);
+  clue_strings_free(c->batch_names);
+  if (c->has_optim) {
+    clue_optim_release(&c->opt_gen);
+    clue_optim_release(&c->opt_disc);
+  }
+  clue_snapshot_release(&c->best);
+  clue_model_free(c->model);
+  memset(c, 0, sizeof *c);
+}
+
+/* ---- snapshots ---- */
+
+int clue_snapshot_alloc(clue_snapshot *s, const clue_model *m, clue_err *err) {
+  s->gen = clue_malloc((size_t)(m->gen.n + 1) * sizeof(real), err);
+  s->disc = clue_malloc((size_t)(m->disc.n + 1) * sizeof(real), err);
+  s->buf = clue_malloc((size_t)(m->buf.n + 1) * sizeof(real), err);
+  if (!s->gen || !s->disc || !s->buf) {
+    clue_snapshot_release(s);
+    return CLUE_ENOMEM;
+  }
+  return CLUE_OK;
+}
+
+void clue_snapshot_take(clue_snapshot *s, const clue_model *m) {
+  memcpy(s->gen, m->gen.w, (size_t)m->gen.n * sizeof(real));
+  memcpy(s->disc, m->disc.w, (size_t)m->disc.n * sizeof(real));
+  memcpy(s->buf, m->buf.w, (size_t)m->buf.n * sizeof(real));
+}
+
+void clue_snapshot_restore(const clue_snapshot *s, clue_model *m) {
+  memcpy(m->gen.w, s->gen, (size_t)m->gen.n * sizeof(real));
+  memcpy(m->disc.w, s->disc, (size_t)m->disc.n * sizeof(real));
+  memcpy(m->buf.w, s->buf, (size_t)m->buf.n * sizeof(real));
+}
+
+void clue_snapshot_release(clue_snapshot *s) {
+  free(s->gen);
+  free(s->disc);
+  free(s->buf);
+  s->gen = s->disc = s->buf = NULL;
+}

@@ -1,0 +1,423 @@
+/* trainer.c — the training loop of `clue train`.
+ *
+ * One step: (1) discriminator step: encoders forward, discriminator loss,
+ * allreduce of the discriminator gradients, RMSprop; (2) generator step: a fresh
+ * forward, every loss term, allreduce of the generator gradients, RMSprop.
+ * After each epoch: validation losses (eval mode), then — past the alignment
+ * burn-in — early stopping, learning-rate reduction on plateau and keep-best. */
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clue/train.h"
+
+typedef struct trainer {
+  const clue_config *cfg;
+  const clue_comm *comm;
+  const clue_train_opts *opts;
+  clue_dataset *d;
+  clue_plan *plan;
+  clue_inputs in;
+  clue_ckpt ck; /* model, preprocessing, optimisers, best weights, state */
+  clue_work *work;
+  clue_minibatch *mb;
+  clue_loss_weights lw;
+  clue_schedule sch;
+  char ckpt_path[CLUE_PATH_MAX + 32];
+  char log_path[CLUE_PATH_MAX + 32];
+  double epoch_t0;
+} trainer;
+
+/* printf on rank 0 (stdout, flushed). */
+static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const trainer *t, const char *fmt, ...) {
+  if (t->comm->rank != 0 || t->opts->quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+}
+
+/* Live progress within an epoch only when a person is watching. */
+static bool show_progress(const trainer *t) {
+  return t->comm->rank == 0 && !t->opts->quiet && isatty(STDERR_FILENO);
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds each loss of b into a (losses are plain doubles). */
+static void losses_add(clue_losses *a, const clue_losses *b, double scale) {
+  double *x = (double *)a;
+  const double *y = (const double *)b;
+  for (size_t i = 0; i < sizeof *a / sizeof(double); i++) x[i] += scale * y[i];
+}
+
+/* ---- set-up ---- */
+
+static int model_spec_from(const clue_config *cfg, clue_prep *const *prep, int n_batches,
+                           clue_model_spec *s) {
+  memset(s, 0, sizeof *s);
+  s->n_mod = cfg->n_mod;
+  for (int k = 0; k < cfg->n_mod; k++) {
+    snprintf(s->names[k], sizeof s->names[k], "%s", cfg->mod[k].name);
+    s->lik[k] = cfg->mod[k].likelihood;
+    s->enc_in[k] = prep[k]->n_components;
+    s->n_feat[k] = (int)prep[k]->n_decoded;
+  }
+  s->latent_dim = cfg->latent_dim;
+  s->n_batches = n_batches;
+  s->encoder = cfg->encoder;
+  s->decoder = cfg->decoder;
+  s->discriminator = cfg->discriminator;
+  s->dropout = cfg->dropout;
+  s->normalize_u = cfg->normalize_u;
+  return CLUE_OK;
+}
+
+/* A fresh run: preprocessing fitted, model initialised, optimisers zeroed. */
+static int setup_fresh(trainer *t, clue_err *err) {
+  const clue_config *cfg = t->cfg;
+  clue_ckpt *ck = &t->ck;
+  ck->n_mod = cfg->n_mod;
+  int rc = clue_fit_preps(cfg, t->d, t->comm, !t->opts->quiet, ck->prep, err);
+  if (rc) return rc;
+  clue_model_spec spec;
+  model_spec_from(cfg, ck->prep, t->d->n_batches, &spec);
+  if ((rc = clue_model_new(&spec, cfg->seed, &ck->model, err))) return rc;
+  ck->batch_names = clue_strings_from((const char *const *)t->d->batch_names->s,
+                                      t->d->batch_names->n, err);
+  if (!ck->batch_names) return CLUE_ENOMEM;
+  ck->has_optim = true;
+  rc = clue_optim_init(&ck->opt_gen, cfg->optimizer, cfg->lr, ck->model->gen.n, err);
+  if (!rc) rc = clue_optim_init(&ck->opt_disc, cfg->optimizer, cfg->lr, ck->model->disc.n, err);
+  if (rc) return rc;
+  ck->state.lr = cfg->lr;
+  ck->state.best_loss = INFINITY;
+  ck->state.plateau_best = INFINITY;
+  return CLUE_OK;
+}
+
+/* Continues from the run folder's checkpoint (same data, any number of ranks). */
+static int setup_resume(trainer *t, clue_err *err) {
+  int rc = clue_ckpt_load(t->ckpt_path, &t->ck, err);
+  if (rc) return rc;
+  clue_ckpt *ck = &t->ck;
+  if (ck->n_mod != t->cfg->n_mod || ck->model->spec.n_batches != t->d->n_batches)
+    return clue_fail(err, CLUE_EINVAL,
+                     "%s was trained on %d modalities and %d batches; this config has %d "
+                     "and the data %d: use another output.dir or drop --resume",
+                     t->ckpt_path, ck->n_mod, ck->model->spec.n_batches, t->cfg->n_mod,
+                     t->d->n_batches);
+  if (!ck->has_optim)
+    return clue_fail(err, CLUE_EFORMAT, "%s has no optimiser state to resume from",
+                     t->ckpt_path);
+  return CLUE_OK;
+}
+
+static int setup(trainer *t, clue_err *err) {
+  const clue_config *cfg = t->cfg;
+  int rc = clue_dataset_load(cfg, CLUE_CELLS_TRAIN, t->comm, &t->d, err);
+  if (rc) return rc;
+  snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s/checkpoint.h5", cfg->out_dir);
+  snprintf(t->log_path, sizeof t->log_path, "%s/log.jsonl", cfg->out_dir);
+  struct stat st;
+  bool exists = stat(t->ckpt_path, &st) == 0;
+  bool resume = t->opts->resume && exists;
+  if (t->opts->resume && !resume)
+    say(t, "no checkpoint in %s: starting a new run\n", cfg->out_dir);
+  if (exists && !t->opts->resume && !t->opts->overwrite)
+    rc = clue_fail(err, CLUE_EINVAL,
+                   "%s already holds a run (checkpoint.h5): add --resume to continue it, "
+                   "--overwrite to start again, or choose another output.dir",
+                   cfg->out_dir);
+  else
+    rc = resume ? setup_resume(t, err) : setup_fresh(t, err);
+  if (rc == CLUE_OK && !resume && t->comm->rank == 0) remove(t->log_path);
+  rc = clue_comm_agree(t->comm, rc, err);
+  if (rc) return rc;
+  if ((rc = clue_inputs_build(t->ck.prep, t->d, &t->in, err))) return rc;
+  rc = clue_plan_new(t->d, cfg->batch_size, cfg->val_split, cfg->seed, &t->plan, err);
+  for (int k = 0; !rc && k < cfg->n_mod; k++)
+    if (t->plan->n_pool[k] == 0)
+      rc = clue_fail(err, CLUE_EDATA, "no training cell has modality %s", cfg->mod[k].name);
+  if (rc) return rc;
+  int B = cfg->batch_size;
+  if ((rc = clue_work_new(t->ck.model, B, &t->work, err))) return rc;
+  if ((rc = clue_minibatch_new(cfg->n_mod, t->in.enc_in, B, &t->mb, err))) return rc;
+  clue_loss_weights_from_config(cfg, &t->lw);
+  clue_schedule_resolve(cfg, t->d->n_cells, &t->sch);
+  if (!t->ck.has_best && (rc = clue_snapshot_alloc(&t->ck.best, t->ck.model, err))) return rc;
+  return CLUE_OK;
+}
+
+/* ---- steps ---- */
+
+/* In-place sum over ranks of a buffer of the network's float type. */
+static void sum_real(const clue_comm *c, real *buf, int64_t n) {
+  if (sizeof(real) == sizeof(double))
+    clue_comm_sum_double(c, (double *)buf, (size_t)n);
+  else
+    clue_comm_sum_float(c, (float *)buf, (size_t)n);
+}
+
+static void set_lr(trainer *t, double lr) {
+  t->ck.state.lr = lr;
+  t->ck.opt_gen.lr = lr;
+  t->ck.opt_disc.lr = lr;
+}
+
+static double disc_noise(const trainer *t, int64_t epoch) {
+  if (t->sch.align_burnin <= 0) return 0;
+  double a = 1 - (double)(epoch - 1) / (double)t->sch.align_burnin;
+  return a > 0 ? a : 0;
+}
+
+/* One discriminator step and one generator step on minibatch `step` of `epoch`. */
+static int train_step(trainer *t, int64_t epoch, int64_t step, clue_losses *out,
+                      clue_err *err) {
+  clue_model *m = t->ck.model;
+  clue_plan_fill(t->plan, t->d, &t->in, epoch, step, 0, t->mb);
+  uint64_t gstep = (uint64_t)t->ck.state.step;
+  clue_pass p = {.seed = t->cfg->seed, .pass = 2 * gstep, .disc_noise = disc_noise(t, epoch),
+                 .train = true};
+  clue_losses dl;
+  int rc = clue_model_d_step(m, t->work, t->mb, &t->lw, &p, t->comm, &dl, err);
+  if (rc) return rc;
+  sum_real(t->comm, m->disc.g, m->disc.n);
+  clue_optim_step(&t->ck.opt_disc, &m->disc);
+  p.pass = 2 * gstep + 1;
+  rc = clue_model_g_step(m, t->work, t->mb, &t->lw, &p, t->comm, out, err);
+  if (rc) return rc;
+  sum_real(t->comm, m->gen.g, m->gen.n);
+  clue_optim_step(&t->ck.opt_gen, &m->gen);
+  t->ck.state.step++;
+  return CLUE_OK;
+}
+
+/* Mean losses over the validation minibatches (eval mode). */
+static int validate(trainer *t, int64_t epoch, clue_losses *out, clue_err *err) {
+  memset(out, 0, sizeof *out);
+  int64_t nb = clue_plan_val_batches(t->plan);
+  for (int64_t b = 0; b < nb; b++) {
+    clue_plan_fill(t->plan, t->d, &t->in, epoch, b, 1, t->mb);
+    clue_pass p = {.seed = t->cfg->seed,
+                   .pass = ((uint64_t)1 << 40) + (uint64_t)epoch * ((uint64_t)1 << 20) + (uint64_t)b,
+                   .disc_noise = disc_noise(t, epoch),
+                   .train = false};
+    clue_losses l;
+    int rc = clue_model_g_step(t->ck.model, t->work, t->mb, &t->lw, &p, t->comm, &l, err);
+    if (rc) return clue_err_prefix(err, "validation");
+    losses_add(out, &l, 1.0 / (double)nb);
+  }
+  return CLUE_OK;
+}
+
+/* ---- logging ---- */
+
+/* Appends `"key": {losses}` to buf (JSON). */
+static void json_losses(char *buf, size_t size, const char *key, const clue_losses *l,
+                        const clue_config *cfg) {
+  size_t at = strlen(buf);
+  at += (size_t)snprintf(buf + at, size - at,
+                         "\"%s\": {\"gen\": %.10g, \"dsc\": %.10g, \"joint_cross\": %.10g, "
+                         "\"real_cross\": %.10g, \"cos\": %.10g",
+                         key, l->gen, l->dsc, l->joint_cross_sum, l->real_cross_sum,
+                         l->cos_sum);
+  for (int k = 0; k < cfg->n_mod && at < size; k++) {
+    const char *n = cfg->mod[k].name;
+    at += (size_t)snprintf(buf + at, size - at,
+                           ", \"nll_%s\": %.10g, \"kl_%s\": %.10g, \"elbo_%s\": %.10g, "
+                           "\"joint_cross_%s\": %.10g, \"real_cross_%s\": %.10g, \"cos_%s\": %.10g",
+                           n, l->nll[k], n, l->kl[k], n, l->elbo[k], n, l->joint_cross[k], n,
+                           l->real_cross[k], n, l->cos[k]);
+  }
+  if (at < size) snprintf(buf + at, size - at, "}");
+}
+
+static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const clue_losses *va,
+                      bool has_val, double seconds, double cells_per_s, const char *note) {
+  if (t->comm->rank != 0) return;
+  const clue_config *cfg = t->cfg;
+  if (!t->opts->quiet) {
+    printf("epoch %lld/%lld  step %lld  train gen %.4f dsc %.4f", (long long)epoch,
+           (long long)t->sch.max_epochs, (long long)t->ck.state.step, tr->gen, tr->dsc);
+    for (int k = 0; k < cfg->n_mod; k++) printf(" %s %.4f", cfg->mod[k].name, tr->nll[k]);
+    if (has_val) printf(" | val gen %.4f", va->gen);
+    printf(" | lr %.2g | %.0f cells/s | %.2f s%s%s\n", t->ck.state.lr, cells_per_s, seconds,
+           note[0] ? " | " : "", note);
+    fflush(stdout);
+  }
+  char line[16384];
+  snprintf(line, sizeof line,
+           "{\"epoch\": %lld, \"step\": %lld, \"lr\": %.10g, \"seconds\": %.4f, "
+           "\"cells_per_s\": %.2f, \"ranks\": %d, \"event\": \"%s\", ",
+           (long long)epoch, (long long)t->ck.state.step, t->ck.state.lr, seconds, cells_per_s,
+           t->comm->size, note);
+  json_losses(line, sizeof line, "train", tr, cfg);
+  if (has_val) {
+    strncat(line, ", ", sizeof line - strlen(line) - 1);
+    json_losses(line, sizeof line, "val", va, cfg);
+  }
+  strncat(line, "}\n", sizeof line - strlen(line) - 1);
+  FILE *f = fopen(t->log_path, "a");
+  if (f) {
+    fputs(line, f);
+    fclose(f);
+  }
+}
+
+/* ---- schedule: early stopping, plateau, keep-best ---- */
+
+/* Returns true when training should stop (patience exhausted). */
+static bool after_epoch(trainer *t, int64_t epoch, double monitored, char *note,
+                        size_t note_size) {
+  clue_train_state *st = &t->ck.state;
+  note[0] = '\0';
+  if (epoch <= t->sch.align_burnin || !isfinite(monitored)) return false;
+  if (monitored < st->best_loss) {
+    st->best_loss = monitored;
+    st->best_epoch = epoch;
+    st->bad_epochs = 0;
+    clue_snapshot_take(&t->ck.best, t->ck.model);
+    t->ck.has_best = true;
+    snprintf(note, note_size, "best");
+  } else {
+    st->bad_epochs++;
+  }
+  if (monitored < st->plateau_best * (1 - 1e-4)) {
+    st->plateau_best = monitored;
+    st->plateau_bad = 0;
+  } else if (++st->plateau_bad > t->sch.reduce_lr_patience) {
+    set_lr(t, st->lr * 0.1);
+    st->plateau_bad = 0;
+    snprintf(note, note_size, "lr reduced");
+  }
+  return t->cfg->early_stopping && st->bad_epochs >= t->sch.patience;
+}
+
+static int save_checkpoint(trainer *t, clue_err *err) {
+  int rc = CLUE_OK;
+  if (t->comm->rank == 0) rc = clue_ckpt_save(t->ckpt_path, &t->ck, err);
+  return clue_comm_agree(t->comm, rc, err);
+}
+
+/* ---- the loop ---- */
+
+static bool out_of_steps(const trainer *t) {
+  return t->cfg->max_steps > 0 && t->ck.state.step >= t->cfg->max_steps;
+}
+
+/* Runs the rest of the current epoch; returns CLUE_EINTERRUPTED on a stop signal. */
+static int run_epoch(trainer *t, int64_t epoch, clue_err *err) {
+  clue_train_state *st = &t->ck.state;
+  int64_t spe = clue_plan_steps_per_epoch(t->plan);
+  for (int64_t s = st->partial_steps; s < spe && !out_of_steps(t); s++) {
+    int stop = clue_train_stop_requested();
+    MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, t->comm->comm);
+    if (stop) return CLUE_EINTERRUPTED;
+    clue_losses l;
+    int rc = train_step(t, epoch, s, &l, err);
+    if (rc) return clue_err_prefix(err, "epoch %lld, step %lld", (long long)epoch,
+                                   (long long)st->step + 1);
+    losses_add(&st->partial, &l, 1.0);
+    st->partial_steps++;
+    if (show_progress(t) && spe >= 20)
+      fprintf(stderr, "\r  epoch %lld: step %lld/%lld", (long long)epoch, (long long)s + 1,
+              (long long)spe);
+  }
+  if (show_progress(t) && spe >= 20) fprintf(stderr, "\r%60s\r", "");
+  return CLUE_OK;
+}
+
+static int train_loop(trainer *t, clue_err *err) {
+  clue_train_state *st = &t->ck.state;
+  while (!st->finished) {
+    int64_t epoch = st->epoch + 1;
+    double t0 = now_seconds();
+    int64_t steps_before = st->partial_steps;
+    int rc = run_epoch(t, epoch, err);
+    st->seconds += now_seconds() - t0;
+    if (rc == CLUE_EINTERRUPTED) {
+      int src = save_checkpoint(t, err);
+      if (src) return src;
+      return clue_fail(err, CLUE_EINTERRUPTED,
+                       "stop signal received: checkpoint written to %s at step %lld; "
+                       "rerun with --resume to continue",
+                       t->ckpt_path, (long long)st->step);
+    }
+    if (rc) return rc;
+    clue_losses tr = st->partial, va;
+    if (st->partial_steps > 0) losses_add(&tr, &st->partial, 1.0 / st->partial_steps - 1.0);
+    bool has_val = t->plan->n_val > 0;
+    if (has_val && (rc = validate(t, epoch, &va, err))) return rc;
+    double secs = now_seconds() - t0;
+    double cells = (double)(st->partial_steps - steps_before) * t->mb->B;
+    st->epoch = epoch;
+    st->partial_steps = 0;
+    memset(&st->partial, 0, sizeof st->partial);
+    char note[64];
+    bool stop = after_epoch(t, epoch, has_val ? va.gen : tr.gen, note, sizeof note);
+    if (stop) snprintf(note, sizeof note, "early stop");
+    if (stop || epoch >= t->sch.max_epochs || out_of_steps(t)) st->finished = true;
+    log_epoch(t, epoch, &tr, &va, has_val, secs, secs > 0 ? cells / secs : 0, note);
+    bool periodic = t->cfg->checkpoint_every > 0 && epoch % t->cfg->checkpoint_every == 0;
+    if (periodic && !st->finished && (rc = save_checkpoint(t, err))) return rc;
+  }
+  return CLUE_OK;
+}
+
+static void teardown(trainer *t) {
+  clue_minibatch_free(t->mb);
+  clue_work_free(t->work);
+  clue_plan_free(t->plan);
+  clue_inputs_release(&t->in);
+  clue_ckpt_release(&t->ck);
+  clue_dataset_free(t->d);
+}
+
+int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
+                   const clue_comm *comm, clue_err *err) {
+  trainer t;
+  memset(&t, 0, sizeof t);
+  t.cfg = cfg;
+  t.comm = comm;
+  t.opts = opts;
+  int rc = setup(&t, err);
+  rc = clue_comm_agree(comm, rc, err);
+  if (rc == CLUE_OK) {
+    free(t.ck.config_yaml); /* the checkpoint records the config of this run */
+    t.ck.config_yaml = clue_config_to_yaml(cfg);
+    say(&t,
+                "training on %lld cells (%lld for steps, %lld for validation) on %d rank%s: "
+                "%lld steps/epoch, up to %lld epochs, alignment burn-in %lld, patience %lld\n",
+                (long long)t.d->n_cells, (long long)t.plan->n_train, (long long)t.plan->n_val,
+                comm->size, comm->size > 1 ? "s" : "",
+                (long long)clue_plan_steps_per_epoch(t.plan), (long long)t.sch.max_epochs,
+                (long long)t.sch.align_burnin, (long long)t.sch.patience);
+    clue_train_install_signals();
+    rc = train_loop(&t, err);
+  }
+  if (rc == CLUE_OK) {
+    if (t.ck.has_best) clue_snapshot_restore(&t.ck.best, t.ck.model);
+    rc = save_checkpoint(&t, err);
+    if (rc == CLUE_OK)
+      say(&t, "done: %lld epochs, %lld steps, %.1f s; %s weights of epoch %lld in %s\n",
+                (long long)t.ck.state.epoch, (long long)t.ck.state.step, t.ck.state.seconds,
+                t.ck.has_best ? "best" : "final",
+                (long long)(t.ck.has_best ? t.ck.state.best_epoch : t.ck.state.epoch),
+                t.ckpt_path);
+  }
+  teardown(&t);
+  return rc;
+}
