@@ -9,6 +9,7 @@
  *     (float noise) moves some weights by a full step; differences then grow to
  *     ~1e-3 by epoch 3 while the losses themselves fall by 10×.
  * CLUE_TEST_NP: 2 3 4
+ * CLUE_TEST_SLOW
  * CLUE_TEST_TIMEOUT: 900 */
 #include "trainutil.h"
 

@@ -8,6 +8,7 @@
  * streams, which shows at 1e-3 or more.
  * CLUE_TEST_REAL64
  * CLUE_TEST_NP: 2 3 4
+ * CLUE_TEST_SLOW
  * CLUE_TEST_TIMEOUT: 600 */
 #include "trainutil.h"
 

@@ -88,6 +88,7 @@ typedef struct clue_config {
   double val_split;        /* 0.1 */
   uint64_t seed;           /* 0 */
   int checkpoint_every;    /* epochs between checkpoints, 1 */
+  double checkpoint_seconds; /* at least this long between periodic checkpoints, 60 */
   bool early_stopping;     /* true */
 
   /* embed */
@@ -105,8 +106,9 @@ void clue_config_defaults(clue_config *cfg);
  * the file, the key's path and the allowed values. */
 int clue_config_load(const char *path, clue_config *cfg, clue_err *err);
 
-/* Same as clue_config_load for YAML text; base_dir resolves relative paths;
- * `what` names the text in messages (e.g. "<string>"). */
+/* Same as clue_config_load for YAML text; base_dir resolves relative paths
+ * (NULL or "" keeps them as written); `what` names the text in messages
+ * (NULL: "<string>"). */
 int clue_config_load_string(const char *yaml, const char *base_dir, const char *what,
                             clue_config *cfg, clue_err *err);
 
@@ -121,6 +123,10 @@ int clue_config_validate(const clue_config *cfg, clue_err *err);
 /* The config as YAML text, every key written (auto as "auto"); that text loads
  * back to an equal config. Returns a malloc'd string, NULL on out of memory. */
 char *clue_config_to_yaml(const clue_config *cfg);
+
+/* True when a and b hold the same settings, modality order included (the path
+ * they were loaded from is not compared). */
+bool clue_config_equal(const clue_config *a, const clue_config *b);
 
 /* Collective: rank 0's config is copied to every rank. */
 void clue_config_bcast(const clue_comm *comm, clue_config *cfg);

@@ -63,7 +63,8 @@ typedef struct clue_dataset {
   int n_batches;            /* ≥ 1 */
   clue_strings *batch_names; /* (n_batches); "" when there is no batch_key */
   clue_strings *cell_names; /* (n_cells) */
-  int64_t *rank_begin;      /* (size + 1): rank r owns cells [rank_begin[r], rank_begin[r+1]) */
+  int n_ranks;              /* size of the communicator the dataset was loaded on */
+  int64_t *rank_begin;      /* (n_ranks + 1): rank r owns cells [rank_begin[r], rank_begin[r+1]) */
   int64_t local_begin, local_end; /* this rank's cells */
   int64_t *local_row;       /* ((local_end − local_begin) × n_mod): row in mod[k].x, −1 */
   int64_t bytes_read;       /* matrix bytes this rank read (data + indices + indptr) */

@@ -24,7 +24,9 @@ void h5ad_quiet_errors(void);
 
 /* Collective over comm. Opens an AnnData object: `group` NULL or "" for an .h5ad
  * file's root, "mod/<name>" inside an .h5mu. Checks the encoding attributes
- * (refusing files written by anndata < 0.8 with a hint to re-save them). */
+ * (refusing files written by anndata < 0.8 with a hint to re-save them).
+ * `group` NULL or "" on an .h5mu opens its root: the global obs and var only
+ * (no X, layers or obsm; see h5ad_is_mudata_root). */
 int h5ad_open(const char *path, const char *group, const clue_comm *comm,
               h5ad_file **out, clue_err *err);
 
@@ -38,6 +40,13 @@ const char *h5ad_group(const h5ad_file *f);
 /* Shape of the object (from obs and var). */
 int64_t h5ad_n_obs(const h5ad_file *f);
 int64_t h5ad_n_vars(const h5ad_file *f);
+
+/* True when f is the root of an .h5mu (global obs/var, no matrix). */
+bool h5ad_is_mudata_root(const h5ad_file *f);
+
+/* Caps the elements moved by one collective H5Dread (default 2^27); larger
+ * reads are split into rounds. For tests of the splitting; <= 0 restores it. */
+void h5ad_set_read_limit(h5ad_file *f, int64_t max_elements);
 
 /* Total bytes of raw data this rank has read from the file so far (matrix,
  * indptr, obs and var datasets). Used to prove that ranks read only their shard. */
@@ -54,6 +63,7 @@ typedef struct h5ad_matrix_info {
   int indptr_bytes;     /* 4 or 8 (sparse only) */
   int index_bytes;      /* size of one index on disk (sparse only) */
   char dtype[16];       /* "float32", "int64", ... for messages and clue info */
+  char index_dtype[16]; /* "int32", "uint16", ... of indices (sparse only) */
 } h5ad_matrix_info;
 
 /* Describes "X" (layer NULL, "" or "X") or layers/<layer>. Fails naming the file
@@ -72,7 +82,10 @@ int h5ad_read_row_nnz(h5ad_file *f, const char *layer, int64_t **row_nnz,
  * ascending file row numbers) of the matrix into a new CSR with n rows, in that
  * order, values converted to float32. Sparse data is read as a union of
  * hyperslabs of data/indices covering only those rows. Structure is validated
- * (indptr monotone and consistent with data, indices in range). */
+ * (indptr monotone and consistent with data, indices in range). Columns come
+ * out ascending within each row; duplicated entries are summed (scipy's rule).
+ * Dense matrices come out without their zeros; CSC is read by a pass over all
+ * of its indices on every rank (slow path). */
 int h5ad_read_rows(h5ad_file *f, const char *layer, const int64_t *rows, int64_t n,
                    clue_csr **out, clue_err *err);
 
@@ -129,7 +142,8 @@ int h5ad_read_obsm_rows(h5ad_file *f, const char *key, int64_t row_begin,
 
 /* Not collective. The modality names of an .h5mu file (mod-order when present)
  * and, for modality `mod`, obsmap/<mod>: for each global cell the 1-based row
- * in the modality, 0 when absent. Also the global obs names. */
+ * in the modality, 0 when absent (*map is NULL and *n 0, with CLUE_OK, when
+ * the file has no obsmap/<mod>). Also the global obs names. */
 int h5mu_mod_names(const char *path, clue_strings **out, clue_err *err);
 int h5mu_read_obsmap(const char *path, const char *mod, int64_t **map, int64_t *n,
                      clue_err *err);

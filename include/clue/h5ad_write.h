@@ -38,7 +38,9 @@ int h5ad_writer_obs(h5ad_writer *w, const clue_strings *names,
 int h5ad_writer_var(h5ad_writer *w, const clue_strings *names, clue_err *err);
 
 /* Collective. Writes obsm/<key>, float32, n_obs × n_cols; this rank provides
- * rows [row_begin, row_begin + n_local) as a row-major array (n_local may be 0). */
+ * rows [row_begin, row_begin + n_local) as a row-major array (n_local may be 0).
+ * Calling it again with the same key and width writes further rows (to stream
+ * a large array in rounds); the ranks' row ranges must not overlap. */
 int h5ad_writer_obsm(h5ad_writer *w, const char *key, int64_t n_cols, int64_t row_begin,
                      int64_t n_local, const float *local, clue_err *err);
 
@@ -48,12 +50,21 @@ int h5ad_writer_obsm(h5ad_writer *w, const char *key, int64_t n_cols, int64_t ro
 int h5ad_writer_x_csr(h5ad_writer *w, int64_t row_begin, const clue_csr *local,
                       clue_err *err);
 
+/* Collective. Writes X in rounds, so that memory stays bounded by a round: this
+ * rank provides rows [row_begin, row_begin + local->n_rows); across ranks the
+ * blocks tile, in rank order, the rows that follow those already written (ranks
+ * with 0 rows take part). X must have all n_obs rows at commit. */
+int h5ad_writer_x_csr_append(h5ad_writer *w, int64_t row_begin, const clue_csr *local,
+                             clue_err *err);
+
 /* Collective. Writes uns/<key> as a string scalar (for provenance: command, version). */
 int h5ad_writer_uns_string(h5ad_writer *w, const char *key, const char *value,
                            clue_err *err);
 
-/* Collective. Completes the file (missing obs/var/X groups are written empty),
- * flushes it to disk and renames it to its final path. Frees w. */
+/* Collective. Completes the file (obs/var never written get the index "0",
+ * "1", ...; an X never written is left out, which anndata reads as X = None),
+ * flushes it to disk and renames it to its final path. Frees w, also on failure
+ * (the temporary file is then removed). */
 int h5ad_writer_commit(h5ad_writer *w, clue_err *err);
 
 /* Collective. Abandons the file: removes the temporary file. Frees w (NULL ok). */
@@ -70,6 +81,11 @@ int h5mu_writer_create(const char *path, const clue_strings *names,
                        const char *const *protect, const clue_comm *comm,
                        h5mu_writer **out, clue_err *err);
 
+/* Collective; rank 0's arguments are used. Writes the columns of the global obs
+ * (each with n == the number of global cells). At most once. */
+int h5mu_writer_obs(h5mu_writer *w, h5ad_column *const *columns, int n_columns,
+                    clue_err *err);
+
 /* Collective. Adds modality `mod` with n_obs rows, n_vars features; obsmap
  * (global cells, 1-based row in the modality, 0 = absent; rank 0's used) is
  * written to obsmap/<mod>. Returns an h5ad_writer for mod/<mod> that the caller
@@ -78,13 +94,18 @@ int h5mu_writer_add_mod(h5mu_writer *w, const char *mod, int64_t n_obs, int64_t 
                         const uint32_t *obsmap, h5ad_writer **mod_writer,
                         clue_err *err);
 
-/* Collective. Finishes a modality started by h5mu_writer_add_mod (frees it). */
+/* Collective. Finishes a modality started by h5mu_writer_add_mod (frees it,
+ * also on failure). Several modalities may be open at once. The modality's obs
+ * names, when written, must be the global names obsmap maps to; when never
+ * written they are taken from the global names. */
 int h5mu_writer_end_mod(h5mu_writer *w, h5ad_writer *mod_writer, clue_err *err);
 
-/* Collective. Writes mod-order, completes, flushes and renames. Frees w. */
+/* Collective. Writes the global var, varmap and mod-order, completes, flushes
+ * and renames. Frees w, also on failure (the temporary file is then removed). */
 int h5mu_writer_commit(h5mu_writer *w, clue_err *err);
 
-/* Collective. Removes the temporary file. Frees w (NULL ok). */
+/* Collective. Removes the temporary file. Frees w (NULL ok) and the modality
+ * writers still open (do not use them afterwards). */
 void h5mu_writer_abort(h5mu_writer *w);
 
 #endif

@@ -57,7 +57,11 @@ int clue_prep_encode_input(const clue_prep *p, const clue_csr *x, float *out,
 int clue_prep_decode_target(const clue_prep *p, const clue_csr *x, clue_csr **out,
                             clue_err *err);
 
-/* Saves into / loads from an HDF5 group (datasets and attributes under it). */
+/* Saves into / loads from an HDF5 group (datasets and attributes under it; the
+ * group must be empty for saving). Not collective by themselves: the state is
+ * identical on every rank, so call them on every rank when the file is open for
+ * parallel access, or on one rank for a serial file. Loading checks every shape,
+ * order and value and refuses an inconsistent group with a message naming it. */
 int clue_prep_save(const clue_prep *p, hid_t group, clue_err *err);
 int clue_prep_load(hid_t group, clue_prep **out, clue_err *err);
 
@@ -66,7 +70,11 @@ void clue_prep_free(clue_prep *p);
 /* ---- building blocks, exposed for tests ---- */
 
 /* Seurat v3 highly variable genes on this rank's rows (collective): returns the
- * n_top selected columns (ascending) in *selected (malloc'd), n_top ≤ n_cols. */
+ * n_top selected columns (ascending) in *selected (malloc'd), n_top ≤ n_cols
+ * (all columns when n_top ≥ n_cols). Batches with fewer than 2 cells are left
+ * out; batches are combined as scanpy's "seurat_v3" flavour does (median rank
+ * over the batches where a gene is in the top n_top, then the number of such
+ * batches). Bitwise independent of the number of ranks for integer counts. */
 int clue_hvg_seurat_v3(const clue_csr *x, const int32_t *batch, int n_batches,
                        int64_t n_top, const clue_comm *comm, int64_t **selected,
                        clue_err *err);
@@ -86,9 +94,17 @@ typedef int (*clue_rows_fn)(void *ctx, int64_t begin, int64_t end, float *out,
  * rank order): top k right singular vectors V (n_cols × k, row-major) and
  * singular values s (k), identical on all ranks. oversample and n_iter as in
  * Halko et al.; signs fixed so that the largest-magnitude entry of each column of
- * V is positive. Memory: O((block + n_cols) · (k + oversample)). */
+ * V is positive. When A has rank r < k, columns r.. of V complete an orthonormal
+ * basis and get singular value 0. Memory: a block of rows (≤ 1024 rows, ≤ 4M
+ * values) plus O(n_cols · (k + oversample)); the tall side is never stored. */
 int clue_rsvd(clue_rows_fn rows, void *ctx, int64_t n_local, int64_t n_cols, int k,
               int oversample, int n_iter, uint64_t seed, const clue_comm *comm,
               double *v, double *s, clue_err *err);
+
+/* Collective randomized SVD as clue_rsvd, of the distributed sparse matrix whose
+ * rows on this rank are `a` (rows of all ranks stacked in rank order; every rank
+ * passes the same n_cols). Memory beyond a: O(n_cols · (k + oversample)). */
+int clue_rsvd_csr(const clue_csr *a, int k, int oversample, int n_iter, uint64_t seed,
+                  const clue_comm *comm, double *v, double *s, clue_err *err);
 
 #endif

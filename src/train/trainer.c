@@ -5,6 +5,7 @@
  * forward, every loss term, allreduce of the generator gradients, RMSprop.
  * After each epoch: validation losses (eval mode), then — past the alignment
  * burn-in — early stopping, learning-rate reduction on plateau and keep-best. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <math.h>
@@ -31,7 +32,7 @@ typedef struct trainer {
   clue_schedule sch;
   char ckpt_path[CLUE_PATH_MAX + 32];
   char log_path[CLUE_PATH_MAX + 32];
-  double epoch_t0;
+  double last_checkpoint; /* time of the last checkpoint written */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -125,6 +126,52 @@ static int setup_resume(trainer *t, clue_err *err) {
   return CLUE_OK;
 }
 
+/* Rank 0: drops log lines of epochs after the checkpoint (logged by a run that was
+ * killed before its next checkpoint), so the resumed log reads as one run. */
+static void truncate_log(const trainer *t, int64_t last_epoch) {
+  if (t->comm->rank != 0) return;
+  FILE *in = fopen(t->log_path, "r");
+  if (!in) return;
+  char tmp[CLUE_PATH_MAX + 48];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", t->log_path, (long)getpid());
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    fclose(in);
+    return;
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  while (getline(&line, &cap, in) > 0) {
+    long long e = 0;
+    if (sscanf(line, "{\"epoch\": %lld", &e) == 1 && e > last_epoch) continue;
+    fputs(line, out);
+  }
+  free(line);
+  fclose(in);
+  if (fclose(out) == 0) rename(tmp, t->log_path);
+  else remove(tmp);
+}
+
+/* Rank 0: removes checkpoint temporaries left by a killed run. */
+static void remove_stale_temporaries(const trainer *t) {
+  if (t->comm->rank != 0) return;
+  char pattern[CLUE_PATH_MAX + 48];
+  snprintf(pattern, sizeof pattern, "%s.tmp.", t->ckpt_path);
+  char dir[CLUE_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", t->cfg->out_dir);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  const char *base = strrchr(pattern, '/') ? strrchr(pattern, '/') + 1 : pattern;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, base, strlen(base)) != 0) continue;
+    char path[2 * CLUE_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    remove(path);
+  }
+  closedir(d);
+}
+
 static int setup(trainer *t, clue_err *err) {
   const clue_config *cfg = t->cfg;
   int rc = clue_dataset_load(cfg, CLUE_CELLS_TRAIN, t->comm, &t->d, err);
@@ -144,6 +191,8 @@ static int setup(trainer *t, clue_err *err) {
   else
     rc = resume ? setup_resume(t, err) : setup_fresh(t, err);
   if (rc == CLUE_OK && !resume && t->comm->rank == 0) remove(t->log_path);
+  if (rc == CLUE_OK && resume) truncate_log(t, t->ck.state.epoch);
+  remove_stale_temporaries(t);
   rc = clue_comm_agree(t->comm, rc, err);
   if (rc) return rc;
   if ((rc = clue_inputs_build(t->ck.prep, t->d, &t->in, err))) return rc;
@@ -308,6 +357,7 @@ static bool after_epoch(trainer *t, int64_t epoch, double monitored, char *note,
 
 static int save_checkpoint(trainer *t, clue_err *err) {
   int rc = CLUE_OK;
+  t->last_checkpoint = now_seconds();
   if (t->comm->rank == 0) rc = clue_ckpt_save(t->ckpt_path, &t->ck, err);
   return clue_comm_agree(t->comm, rc, err);
 }
@@ -371,7 +421,8 @@ static int train_loop(trainer *t, clue_err *err) {
     if (stop) snprintf(note, sizeof note, "early stop");
     if (stop || epoch >= t->sch.max_epochs || out_of_steps(t)) st->finished = true;
     log_epoch(t, epoch, &tr, &va, has_val, secs, secs > 0 ? cells / secs : 0, note);
-    bool periodic = t->cfg->checkpoint_every > 0 && epoch % t->cfg->checkpoint_every == 0;
+    bool periodic = t->cfg->checkpoint_every > 0 && epoch % t->cfg->checkpoint_every == 0 &&
+                    now_seconds() - t->last_checkpoint >= t->cfg->checkpoint_seconds;
     if (periodic && !st->finished && (rc = save_checkpoint(t, err))) return rc;
   }
   return CLUE_OK;
@@ -406,6 +457,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                 (long long)clue_plan_steps_per_epoch(t.plan), (long long)t.sch.max_epochs,
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
     clue_train_install_signals();
+    t.last_checkpoint = now_seconds();
     rc = train_loop(&t, err);
   }
   if (rc == CLUE_OK) {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# tools/test.sh — installs what is missing, builds clue with warnings as errors,
+# runs every test through ctest, then builds again with AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs the unit tests under them.
+#   CLUE_TEST_SKIP_SANITIZE=1 skips the sanitizer pass.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/setup.sh"
+clue_install_packages
+clue_mpi_env
+export OPENBLAS_NUM_THREADS=1
+build="$CLUE_ROOT/build"
+clue_build "$build" -DCLUE_WERROR=ON
+echo "== tests ($build)"
+(cd "$build" && ctest -j "$(nproc)" --output-on-failure --timeout 900)
+if [ "${CLUE_TEST_SKIP_SANITIZE:-0}" != 1 ]; then
+  asan="$CLUE_ROOT/build-asan"
+  clue_build "$asan" -DCLUE_WERROR=ON -DCLUE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer ($asan)"
+  # the long end-to-end runs are covered above; the sanitizer pass takes the rest
+  (cd "$asan" && ctest -j "$(nproc)" --output-on-failure --timeout 900 -LE slow)
+fi
+echo "== all tests passed"
