@@ -25,6 +25,7 @@ typedef enum { CLUE_PREP_PCA = 0, CLUE_PREP_LSI, CLUE_PREP_NONE } clue_preproces
 typedef enum { CLUE_NORM_LOG1P = 0, CLUE_NORM_CLR, CLUE_NORM_NONE } clue_normalize;
 typedef enum { CLUE_OPT_RMSPROP = 0, CLUE_OPT_ADAM } clue_optimizer;
 typedef enum { CLUE_CELLS_ALL = 0, CLUE_CELLS_TRAIN, CLUE_CELLS_TEST } clue_cells;
+typedef enum { CLUE_NAN_STOP = 0, CLUE_NAN_SKIP } clue_on_nan;
 
 /* data.modalities.<name> */
 typedef struct clue_modality_config {
@@ -90,6 +91,8 @@ typedef struct clue_config {
   int checkpoint_every;    /* epochs between checkpoints, 1 */
   double checkpoint_seconds; /* at least this long between periodic checkpoints, 60 */
   bool early_stopping;     /* true */
+  clue_on_nan on_nan;      /* train.on_nan: stop (default) | skip a step whose loss or
+                              gradients are NaN/Inf, halving the learning rate */
 
   /* embed */
   clue_cells embed_cells; /* embed.cells: all (default) | train | test */
@@ -137,6 +140,7 @@ const char *clue_preprocess_name(clue_preprocess v);
 const char *clue_normalize_name(clue_normalize v);
 const char *clue_optimizer_name(clue_optimizer v);
 const char *clue_cells_name(clue_cells v);
+const char *clue_on_nan_name(clue_on_nan v);
 
 /* Index of the modality called name, or -1. */
 int clue_config_find_modality(const clue_config *cfg, const char *name);

@@ -27,6 +27,15 @@ typedef struct clue_schedule {
   double batches_per_epoch;
 } clue_schedule;
 
+/* Collective. One training step on a filled minibatch, as `clue train` runs it:
+ * discriminator step (pass p->pass), allreduce of its gradients, optimiser step;
+ * then generator step (pass p->pass + 1), allreduce, optimiser step. out gets the
+ * generator step's losses. */
+int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                    const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
+                    clue_optim *opt_gen, const clue_comm *comm, clue_losses *out,
+                    clue_err *err);
+
 /* Resolves the auto settings for n_cells training rows. */
 void clue_schedule_resolve(const clue_config *cfg, int64_t n_cells, clue_schedule *s);
 

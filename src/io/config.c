@@ -33,6 +33,7 @@
 
 _Static_assert(sizeof(clue_likelihood) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(clue_cells) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(clue_on_nan) == sizeof(int), "enums are stored as int");
 
 /* ======================================================================== */
 /* Enum names                                                               */
@@ -43,6 +44,7 @@ static const char *const prep_names[] = {"pca", "lsi", "none", NULL};
 static const char *const norm_names[] = {"log1p", "clr", "none", NULL};
 static const char *const opt_names[] = {"rmsprop", "adam", NULL};
 static const char *const cells_names[] = {"all", "train", "test", NULL};
+static const char *const on_nan_names[] = {"stop", "skip", NULL};
 
 static int names_count(const char *const *names) {
   int n = 0;
@@ -59,6 +61,7 @@ const char *clue_preprocess_name(clue_preprocess v) { return enum_name(prep_name
 const char *clue_normalize_name(clue_normalize v) { return enum_name(norm_names, (int)v); }
 const char *clue_optimizer_name(clue_optimizer v) { return enum_name(opt_names, (int)v); }
 const char *clue_cells_name(clue_cells v) { return enum_name(cells_names, (int)v); }
+const char *clue_on_nan_name(clue_on_nan v) { return enum_name(on_nan_names, (int)v); }
 
 /* ======================================================================== */
 /* The schema                                                               */
@@ -148,6 +151,8 @@ static const key_def cfg_keys[] = {
      "minimum seconds between periodic checkpoints (0: every checkpoint_every epochs)"},
     {"train.early_stopping", K_BOOL, CF(early_stopping), NONE, 0, NULL,
      "stop when validation loss stalls"},
+    {"train.on_nan", K_ENUM, CF(on_nan), NONE, 0, on_nan_names,
+     "NaN/Inf loss or gradient: stop, or skip the step and halve the learning rate"},
     {"embed.cells", K_ENUM, CF(embed_cells), NONE, 0, cells_names, "cells to embed"},
     {"output.dir", K_PATH, CF(out_dir), NONE, 0, NULL, "run folder"},
 };
@@ -220,6 +225,7 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->checkpoint_every = 1;
   cfg->checkpoint_seconds = 60;
   cfg->early_stopping = true;
+  cfg->on_nan = CLUE_NAN_STOP;
   cfg->embed_cells = CLUE_CELLS_ALL;
   set_text(cfg->out_dir, sizeof cfg->out_dir, "runs/clue");
 }
@@ -1146,10 +1152,18 @@ int clue_config_set(clue_config *cfg, const char *assignment, clue_err *err) {
   while (k1 > k0 && isspace((unsigned char)k1[-1])) k1--;
   char parts[CFG_MAX_PARTS][CLUE_NAME_MAX];
   int n = 0;
-  if (!eq || split_key_path(k0, (size_t)(k1 - k0), parts, &n) != CLUE_OK)
+  if (!eq || split_key_path(k0, (size_t)(k1 - k0), parts, &n) != CLUE_OK) {
+    char shown[201]; /* the assignment as typed, controls as '?' (one-line message) */
+    size_t i = 0;
+    for (; assignment[i] && i + 1 < sizeof shown; i++) {
+      unsigned char c = (unsigned char)assignment[i];
+      shown[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    shown[i] = '\0';
     return clue_fail(err, CLUE_ECONFIG,
-                     "malformed override \"%.200s\"; write key.path=value, e.g. "
-                     "model.latent_dim=20 or data.modalities.rna.file=rna.h5ad", assignment);
+                     "malformed override \"%s\"; write key.path=value, e.g. "
+                     "model.latent_dim=20 or data.modalities.rna.file=rna.h5ad", shown);
+  }
   walker w = {.what = NULL, .err = err};
   int rc = path_absolute(".", w.base, sizeof w.base, err);
   cfg_node *value = NULL;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clue/prof.h"
 #include "clue/train.h"
 
 typedef struct trainer {
@@ -33,6 +34,9 @@ typedef struct trainer {
   char ckpt_path[CLUE_PATH_MAX + 32];
   char log_path[CLUE_PATH_MAX + 32];
   double last_checkpoint; /* time of the last checkpoint written */
+  int64_t ckpt_step;      /* step of the checkpoint on disk (−1: none yet) */
+  real *buf_backup;       /* (model->buf.n) train.on_nan=skip: BatchNorm statistics
+                             before the step, restored when the step is dropped */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -207,6 +211,10 @@ static int setup(trainer *t, clue_err *err) {
   clue_loss_weights_from_config(cfg, &t->lw);
   clue_schedule_resolve(cfg, t->d->n_cells, &t->sch);
   if (!t->ck.has_best && (rc = clue_snapshot_alloc(&t->ck.best, t->ck.model, err))) return rc;
+  t->ckpt_step = resume ? t->ck.state.step : -1;
+  if (cfg->on_nan == CLUE_NAN_SKIP &&
+      !(t->buf_backup = clue_malloc((size_t)(t->ck.model->buf.n + 1) * sizeof(real), err)))
+    return CLUE_ENOMEM;
   return CLUE_OK;
 }
 
@@ -214,10 +222,13 @@ static int setup(trainer *t, clue_err *err) {
 
 /* In-place sum over ranks of a buffer of the network's float type. */
 static void sum_real(const clue_comm *c, real *buf, int64_t n) {
+  clue_prof_push(CLUE_PROF_ALLREDUCE);
+  clue_prof_bytes(true, c->size > 1 ? (double)n * sizeof(real) : 0);
   if (sizeof(real) == sizeof(double))
     clue_comm_sum_double(c, (double *)buf, (size_t)n);
   else
     clue_comm_sum_float(c, (float *)buf, (size_t)n);
+  clue_prof_pop();
 }
 
 static void set_lr(trainer *t, double lr) {
@@ -232,26 +243,81 @@ static double disc_noise(const trainer *t, int64_t epoch) {
   return a > 0 ? a : 0;
 }
 
+/* Gradients beyond this are treated like NaN: their square, which RMSprop and
+ * Adam keep, would overflow float32 and freeze the weight for good. */
+#define GRAD_MAX 9.2e18 /* 2^63 */
+
+/* Collective. Fails naming the first tensor whose reduced gradient holds a NaN,
+ * an infinity or a value beyond GRAD_MAX; every rank agrees (one int allreduce),
+ * so all stop alike. */
+static int check_grads(const clue_arena *a, const char *which, const clue_comm *comm,
+                       clue_err *err) {
+  int64_t at = 0;
+  int t = clue_arena_find_nonfinite(a, a->g, GRAD_MAX, &at);
+  int bad = t >= 0;
+  if (comm->size > 1) MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm->comm);
+  if (!bad) return CLUE_OK;
+  if (t < 0)
+    return clue_fail(err, CLUE_ENUMERIC, "a %s gradient is NaN, infinite or beyond 2^63 on "
+                     "another rank", which);
+  return clue_fail(err, CLUE_ENUMERIC, "gradient of %s[%lld] is %g after the allreduce (%s step)",
+                   a->t[t].name, (long long)at, (double)clue_arena_g(a, t)[at], which);
+}
+
+int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                    const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
+                    clue_optim *opt_gen, const clue_comm *comm, clue_losses *out,
+                    clue_err *err) {
+  clue_pass q = *p;
+  clue_losses dl;
+  int rc = clue_model_d_step(m, w, mb, lw, &q, comm, &dl, err);
+  if (rc) return rc;
+  sum_real(comm, m->disc.g, m->disc.n);
+  if ((rc = check_grads(&m->disc, "discriminator", comm, err))) return rc;
+  clue_optim_step(opt_disc, &m->disc);
+  q.pass = p->pass + 1;
+  rc = clue_model_g_step(m, w, mb, lw, &q, comm, out, err);
+  if (rc) return rc;
+  sum_real(comm, m->gen.g, m->gen.n);
+  if ((rc = check_grads(&m->gen, "generator", comm, err))) return rc;
+  clue_optim_step(opt_gen, &m->gen);
+  return CLUE_OK;
+}
+
 /* One discriminator step and one generator step on minibatch `step` of `epoch`. */
 static int train_step(trainer *t, int64_t epoch, int64_t step, clue_losses *out,
                       clue_err *err) {
-  clue_model *m = t->ck.model;
+  clue_prof_push(CLUE_PROF_IO);
   clue_plan_fill(t->plan, t->d, &t->in, epoch, step, 0, t->mb);
+  clue_prof_pop();
   uint64_t gstep = (uint64_t)t->ck.state.step;
   clue_pass p = {.seed = t->cfg->seed, .pass = 2 * gstep, .disc_noise = disc_noise(t, epoch),
                  .train = true};
-  clue_losses dl;
-  int rc = clue_model_d_step(m, t->work, t->mb, &t->lw, &p, t->comm, &dl, err);
+  clue_model *m = t->ck.model;
+  if (t->buf_backup) memcpy(t->buf_backup, m->buf.w, (size_t)m->buf.n * sizeof(real));
+  int rc = clue_train_step(m, t->work, t->mb, &t->lw, &p, &t->ck.opt_disc, &t->ck.opt_gen,
+                           t->comm, out, err);
   if (rc) return rc;
-  sum_real(t->comm, m->disc.g, m->disc.n);
-  clue_optim_step(&t->ck.opt_disc, &m->disc);
-  p.pass = 2 * gstep + 1;
-  rc = clue_model_g_step(m, t->work, t->mb, &t->lw, &p, t->comm, out, err);
-  if (rc) return rc;
-  sum_real(t->comm, m->gen.g, m->gen.n);
-  clue_optim_step(&t->ck.opt_gen, &m->gen);
   t->ck.state.step++;
   return CLUE_OK;
+}
+
+/* train.on_nan=skip: the step's update was not applied (clue_train_step checks
+ * before each optimiser step); restores the BatchNorm statistics it touched,
+ * counts the step, halves the learning rate and says so on stderr. The epoch's
+ * mean training losses stay the mean of the steps that were applied. */
+static void skip_step(trainer *t, int64_t epoch, const clue_err *why) {
+  clue_train_state *st = &t->ck.state;
+  clue_model *m = t->ck.model;
+  memcpy(m->buf.w, t->buf_backup, (size_t)m->buf.n * sizeof(real));
+  st->step++;
+  if (st->partial_steps > 0) losses_add(&st->partial, &st->partial, 1.0 / st->partial_steps);
+  st->partial_steps++;
+  set_lr(t, st->lr * 0.5);
+  if (t->comm->rank == 0)
+    fprintf(stderr, "clue train: warning: epoch %lld, step %lld: %s; step skipped "
+                    "(train.on_nan=skip), learning rate halved to %.3g\n",
+            (long long)epoch, (long long)st->step, why->msg, st->lr);
 }
 
 /* Mean losses over the validation minibatches (eval mode). */
@@ -303,8 +369,18 @@ static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const cl
            (long long)t->sch.max_epochs, (long long)t->ck.state.step, tr->gen, tr->dsc);
     for (int k = 0; k < cfg->n_mod; k++) printf(" %s %.4f", cfg->mod[k].name, tr->nll[k]);
     if (has_val) printf(" | val gen %.4f", va->gen);
-    printf(" | lr %.2g | %.0f cells/s | %.2f s%s%s\n", t->ck.state.lr, cells_per_s, seconds,
-           note[0] ? " | " : "", note);
+    /* time left if no early stop: remaining epochs at the mean epoch time */
+    double per_epoch = t->ck.state.seconds / (double)(epoch > 0 ? epoch : 1);
+    double eta = per_epoch * (double)(t->sch.max_epochs - epoch);
+    if (t->cfg->max_steps > 0) {
+      double per_step = t->ck.state.seconds / (double)(t->ck.state.step > 0 ? t->ck.state.step : 1);
+      double by_steps = per_step * (double)(t->cfg->max_steps - t->ck.state.step);
+      if (by_steps < eta) eta = by_steps;
+    }
+    if (eta < 0) eta = 0;
+    printf(" | lr %.2g | %.0f cells/s | %.2f s | ETA %dh%02dm%s%s\n", t->ck.state.lr,
+           cells_per_s, seconds, (int)(eta / 3600), (int)(eta / 60) % 60, note[0] ? " | " : "",
+           note);
     fflush(stdout);
   }
   char line[16384];
@@ -359,7 +435,24 @@ static int save_checkpoint(trainer *t, clue_err *err) {
   int rc = CLUE_OK;
   t->last_checkpoint = now_seconds();
   if (t->comm->rank == 0) rc = clue_ckpt_save(t->ckpt_path, &t->ck, err);
-  return clue_comm_agree(t->comm, rc, err);
+  rc = clue_comm_agree(t->comm, rc, err);
+  if (rc == CLUE_OK) t->ckpt_step = t->ck.state.step;
+  return rc;
+}
+
+/* A NaN/Inf stopped training (train.on_nan=stop): nothing is saved, so the
+ * checkpoint on disk is the last good one; says where it is and what to try. */
+static int numeric_stop(const trainer *t, clue_err *err) {
+  char why[CLUE_ERR_MSG_MAX];
+  snprintf(why, sizeof why, "%s", err->msg);
+  if (t->ckpt_step < 0)
+    return clue_fail(err, CLUE_ENUMERIC,
+                     "%.600s; training stopped before its first checkpoint (try a smaller "
+                     "train.lr, or --set train.on_nan=skip)", why);
+  return clue_fail(err, CLUE_ENUMERIC,
+                   "%.600s; training stopped: %.300s (step %lld) is the last good checkpoint, "
+                   "unchanged (rerun with --resume and --set train.on_nan=skip)",
+                   why, t->ckpt_path, (long long)t->ckpt_step);
 }
 
 /* ---- the loop ---- */
@@ -378,6 +471,10 @@ static int run_epoch(trainer *t, int64_t epoch, clue_err *err) {
     if (stop) return CLUE_EINTERRUPTED;
     clue_losses l;
     int rc = train_step(t, epoch, s, &l, err);
+    if (rc == CLUE_ENUMERIC && t->cfg->on_nan == CLUE_NAN_SKIP) {
+      skip_step(t, epoch, err);
+      continue;
+    }
     if (rc) return clue_err_prefix(err, "epoch %lld, step %lld", (long long)epoch,
                                    (long long)st->step + 1);
     losses_add(&st->partial, &l, 1.0);
@@ -406,11 +503,12 @@ static int train_loop(trainer *t, clue_err *err) {
                        "rerun with --resume to continue",
                        t->ckpt_path, (long long)st->step);
     }
-    if (rc) return rc;
+    if (rc) return rc == CLUE_ENUMERIC ? numeric_stop(t, err) : rc;
     clue_losses tr = st->partial, va;
     if (st->partial_steps > 0) losses_add(&tr, &st->partial, 1.0 / st->partial_steps - 1.0);
     bool has_val = t->plan->n_val > 0;
-    if (has_val && (rc = validate(t, epoch, &va, err))) return rc;
+    if (has_val && (rc = validate(t, epoch, &va, err)))
+      return rc == CLUE_ENUMERIC ? numeric_stop(t, err) : rc;
     double secs = now_seconds() - t0;
     double cells = (double)(st->partial_steps - steps_before) * t->mb->B;
     st->epoch = epoch;
@@ -429,6 +527,7 @@ static int train_loop(trainer *t, clue_err *err) {
 }
 
 static void teardown(trainer *t) {
+  free(t->buf_backup);
   clue_minibatch_free(t->mb);
   clue_work_free(t->work);
   clue_plan_free(t->plan);
