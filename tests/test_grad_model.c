@@ -15,6 +15,7 @@
 #include "clue/model.h"
 #include "clue/rng.h"
 #include "testutil.h"
+#include "tu_model.h"
 
 #define NCELL 10
 #define B 6
@@ -26,29 +27,6 @@ typedef struct fixture {
   clue_csr *target[3];
   clue_comm comm;
 } fixture;
-
-static clue_csr *random_targets(clue_likelihood lik, int n, int F, uint64_t seed) {
-  clue_err err;
-  clue_csr *t = clue_csr_new(n, F, (int64_t)n * F, &err);
-  clue_rng r = clue_rng_stream(seed, CLUE_RNG_TEST, 1, 0);
-  int64_t at = 0;
-  for (int i = 0; i < n; i++) {
-    for (int f = 0; f < F; f++) {
-      double u = clue_rng_uniform(&r);
-      if (lik != CLUE_LIK_NORMAL && u < 0.4) continue;
-      t->indices[at] = f;
-      if (lik == CLUE_LIK_NB)
-        t->data[at] = (float)(1 + clue_rng_below(&r, 12));
-      else if (lik == CLUE_LIK_BERNOULLI)
-        t->data[at] = 1;
-      else
-        t->data[at] = (float)clue_rng_normal(&r);
-      at++;
-    }
-    t->indptr[i + 1] = at;
-  }
-  return t;
-}
 
 /* Observed pattern of the B positions: has[i][k]. Position 2 lacks modality 1,
  * position 4 lacks modality 0 and 2, position 5 lacks modality 2. */
@@ -93,24 +71,11 @@ static int setup(void **state) {
   fixture *fx = calloc(1, sizeof *fx);
   clue_err err;
   clue_model_spec s;
-  memset(&s, 0, sizeof s);
-  s.n_mod = 3;
   const char *names[3] = {"rna", "atac", "adt"};
   clue_likelihood lik[3] = {CLUE_LIK_NB, CLUE_LIK_BERNOULLI, CLUE_LIK_NORMAL};
   int enc_in[3] = {5, 4, 6}, n_feat[3] = {7, 6, 5};
-  for (int k = 0; k < 3; k++) {
-    snprintf(s.names[k], sizeof s.names[k], "%s", names[k]);
-    s.lik[k] = lik[k];
-    s.enc_in[k] = enc_in[k];
-    s.n_feat[k] = n_feat[k];
-  }
-  s.latent_dim = 3;
-  s.n_batches = 2;
-  s.encoder = (clue_mlp_config){2, 8};
-  s.decoder = (clue_mlp_config){2, 6};
-  s.discriminator = (clue_mlp_config){2, 5};
-  s.dropout = 0.2;
-  s.normalize_u = true;
+  tu_model_spec(&s, 3, names, lik, enc_in, n_feat, (clue_mlp_config){2, 8},
+                (clue_mlp_config){2, 6}, (clue_mlp_config){2, 5});
   TU_OK(clue_model_new(&s, 11, &fx->m, &err), &err);
   /* Move the per-(feature, batch) parameters away from 0 so their gradients are
    * exercised in general position. */
@@ -128,7 +93,7 @@ static int setup(void **state) {
   }
   TU_OK(clue_work_new(fx->m, B, &fx->w, &err), &err);
   TU_OK(clue_minibatch_new(3, enc_in, B, &fx->mb, &err), &err);
-  for (int k = 0; k < 3; k++) fx->target[k] = random_targets(lik[k], NCELL, n_feat[k], 5 + k);
+  for (int k = 0; k < 3; k++) fx->target[k] = tu_random_targets(lik[k], NCELL, n_feat[k], 5 + k, 12);
   fx->comm = clue_comm_self();
   fill_minibatch(fx);
   *state = fx;

@@ -55,4 +55,12 @@ void clue_arena_zero_grad(clue_arena *a);
 /* Index of the tensor called name, or -1. */
 int clue_arena_find(const clue_arena *a, const char *name);
 
+/* The first tensor of `a` whose entries in vals (an arena-shaped buffer of a->n
+ * values: a->w, a->g, optimiser state, a snapshot) hold a NaN, an infinity or a
+ * value beyond ±max_abs (HUGE_VAL: non-finite values only); -1 when there is
+ * none. *at (may be NULL) gets the entry's offset within that tensor. One fast
+ * pass when all is well (src/nn/arena_finite.c). */
+int clue_arena_find_nonfinite(const clue_arena *a, const real *vals, double max_abs,
+                              int64_t *at);
+
 #endif

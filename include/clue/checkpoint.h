@@ -58,14 +58,15 @@ typedef struct clue_ckpt {
 } clue_ckpt;
 
 /* Writes c to path atomically (temporary file, fsync, rename). Not collective:
- * call it on one rank. */
+ * call it on one rank. Refuses (CLUE_ENUMERIC, nothing written) when a weight,
+ * statistic or optimiser value is NaN or infinite: a checkpoint is always finite. */
 int clue_ckpt_save(const char *path, const clue_ckpt *c, clue_err *err);
 
 /* Reads a checkpoint (any rank, independently). Allocates the model, the
  * preprocessing, optimiser state and the best weights found in the file; c is
  * zeroed first. Fails naming the file and the object on a missing or corrupted
- * dataset (checksum mismatch), a format version it does not know, or shapes
- * that do not match the stored network spec. */
+ * dataset (checksum mismatch), a NaN/Inf value, a format version it does not
+ * know, or shapes that do not match the stored network spec. */
 int clue_ckpt_load(const char *path, clue_ckpt *c, clue_err *err);
 
 /* Frees what clue_ckpt_load allocated (not what a caller lent for saving). */

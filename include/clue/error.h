@@ -52,7 +52,8 @@ int clue_err_prefix(clue_err *err, const char *fmt, ...)
 const char *clue_strerror(int code);
 
 /* Process exit status for a code: 0 for CLUE_OK, 2 for usage/config errors,
- * 75 (EX_TEMPFAIL, "requeue me") for CLUE_EINTERRUPTED, 1 otherwise. */
+ * 75 (EX_TEMPFAIL, "requeue me") for CLUE_EINTERRUPTED, 3 for CLUE_ENUMERIC
+ * (training diverged: NaN/Inf), 1 otherwise. */
 int clue_exit_status(int code);
 
 /* Checked allocation helpers: a request of 0 bytes still returns a valid,

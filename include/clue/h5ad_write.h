@@ -70,6 +70,13 @@ int h5ad_writer_commit(h5ad_writer *w, clue_err *err);
 /* Collective. Abandons the file: removes the temporary file. Frees w (NULL ok). */
 void h5ad_writer_abort(h5ad_writer *w);
 
+/* True once an output file failed to close in this process, or was abandoned
+ * open after a failed parallel write (a full or failing disk; the error was
+ * reported). HDF5 1.10 keeps a file whose close failed and crashes on it, and
+ * would try a collective close of an abandoned one, when the library shuts down
+ * at MPI_Finalize: main() then leaves without finalising (src/cli/main.c). */
+bool h5ad_writer_close_failed(void);
+
 /* ---- MuData ---- */
 
 typedef struct h5mu_writer h5mu_writer;

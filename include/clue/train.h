@@ -13,6 +13,7 @@
 #include "clue/config.h"
 #include "clue/dataset.h"
 #include "clue/error.h"
+#include "clue/gradsum.h"
 #include "clue/plan.h"
 
 typedef struct clue_train_opts {
@@ -28,13 +29,20 @@ typedef struct clue_schedule {
 } clue_schedule;
 
 /* Collective. One training step on a filled minibatch, as `clue train` runs it:
- * discriminator step (pass p->pass), allreduce of its gradients, optimiser step;
- * then generator step (pass p->pass + 1), allreduce, optimiser step. out gets the
- * generator step's losses. */
+ * discriminator step (pass p->pass), sum of its gradients over the ranks,
+ * optimiser step; then generator step (pass p->pass + 1), sum, optimiser step.
+ * out gets the generator step's losses. The sums use MPI_Allreduce on comm. */
 int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
                     const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
                     clue_optim *opt_gen, const clue_comm *comm, clue_losses *out,
                     clue_err *err);
+
+/* Collective. clue_train_step with the gradient sums through gs (gradsum.h; the
+ * node's shared memory when the ranks share one node), as `clue train` does. */
+int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                       const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
+                       clue_optim *opt_gen, clue_gradsum *gs, const clue_comm *comm,
+                       clue_losses *out, clue_err *err);
 
 /* Resolves the auto settings for n_cells training rows. */
 void clue_schedule_resolve(const clue_config *cfg, int64_t n_cells, clue_schedule *s);

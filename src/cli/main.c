@@ -1,9 +1,11 @@
 /* main.c — the `clue` program: MPI set-up, command dispatch, help and version. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clue/cli.h"
 #include "clue/h5ad.h"
+#include "clue/h5ad_write.h"
 
 typedef struct command {
   const char *name;
@@ -61,6 +63,15 @@ int main(int argc, char **argv) {
     } else {
       status = cmd->run(argc - 1, argv + 1, &comm);
     }
+  }
+  /* An output file that failed to close (disk full) leaves HDF5 in a state in
+   * which its shutdown inside MPI_Finalize crashes: every rank then leaves with
+   * the error status (already reported) without finalising. */
+  int poisoned = h5ad_writer_close_failed();
+  MPI_Allreduce(MPI_IN_PLACE, &poisoned, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (poisoned) {
+    fflush(NULL);
+    _exit(status ? status : 1);
   }
   MPI_Finalize();
   return status;

@@ -141,7 +141,7 @@ static int csc_chunk(h5ad_file *f, h5ad_matrix *m, const int64_t *map,
   if (rc == CLUE_OK && triplets_reserve(t, want) < 0)
     rc = clue_fail(err, CLUE_ENOMEM, "out of memory reading %s", m->name);
   if (rc) nr = 0;
-  float *vals = rc ? NULL : t->val + t->n;
+  float *vals = (rc || !t->val) ? NULL : t->val + t->n;
   int st = h5ad__read_ranges(f, m->data, m->name, H5T_NATIVE_FLOAT, sizeof(float), 1, pb,
                              pe, nr, vals, err);
   if (rc == CLUE_OK) rc = st;

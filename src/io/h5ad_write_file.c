@@ -38,6 +38,19 @@ int h5w_fail(clue_err *err, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* HDF5's I/O failures read "file write failed: time = ...\n, filename = ...,
+   * error message = 'No space left on device', ...": keep the start and the
+   * system's words, on one line */
+  char *em = strstr(w.desc, "error message = '"), *colon = strchr(w.desc, ':');
+  if (em && colon && colon < em) {
+    em += strlen("error message = '");
+    char *q = strchr(em, '\'');
+    if (q) *q = '\0';
+    memmove(colon + 2, em, strlen(em) + 1);
+    colon[1] = ' ';
+  }
+  for (char *c = w.desc; *c; c++)
+    if ((unsigned char)*c < 0x20) *c = ' ';
   if (w.found) return clue_fail(err, code, "%s (HDF5: %s)", msg, w.desc);
   return clue_fail(err, code, "%s", msg);
 }
@@ -117,14 +130,22 @@ int h5w_file_create(const char *path, hsize_t userblock, const char *const *prot
   return CLUE_OK;
 }
 
-/* Closes whatever handle this rank holds (collective in parallel mode). */
+/* Set when H5Fclose failed: process-wide, like the HDF5 state it mirrors. */
+static bool close_failed;
+
+bool h5ad_writer_close_failed(void) { return close_failed; }
+
+/* Closes whatever handle this rank holds (collective in parallel mode). A failed
+ * H5Fclose (disk full) is remembered: see h5ad_writer_close_failed. */
 static int close_handle(h5w_file *f, bool flush, clue_err *err) {
   int rc = CLUE_OK;
   if (f->fid >= 0) {
     if (flush && H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0)
-      rc = h5w_fail(err, CLUE_EIO, "cannot flush %s", f->tmp);
-    if (H5Fclose(f->fid) < 0 && rc == CLUE_OK)
-      rc = h5w_fail(err, CLUE_EIO, "cannot close %s", f->tmp);
+      rc = h5w_fail(err, CLUE_EIO, "cannot flush %s (disk full?)", f->tmp);
+    if (H5Fclose(f->fid) < 0) {
+      close_failed = true;
+      if (rc == CLUE_OK) rc = h5w_fail(err, CLUE_EIO, "cannot close %s (disk full?)", f->tmp);
+    }
     f->fid = -1;
   }
   f->mode = H5W_CLOSED;
@@ -211,8 +232,25 @@ static int finish_on_disk(const h5w_file *f, const char *userblock_text, clue_er
   return CLUE_OK;
 }
 
+/* Gives up a parallel-mode handle without HDF5's collective close: after a write
+ * failed on some ranks, their metadata caches disagree and the collective
+ * flush inside H5Fclose deadlocks (seen on a full disk). The handle is left
+ * open; h5ad_writer_close_failed then tells main() not to shut HDF5 down. */
+static void leave_open(h5w_file *f) {
+  if (f->fid >= 0) close_failed = true;
+  f->fid = -1;
+  f->mode = H5W_CLOSED;
+}
+
 int h5w_file_commit(h5w_file *f, const char *userblock_text, clue_err *err) {
-  int rc = close_handle(f, f->mode == H5W_PARALLEL, err);
+  int rc = CLUE_OK;
+  if (f->mode == H5W_PARALLEL) { /* flush, agree, and only then close together */
+    if (H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0)
+      rc = h5w_fail(err, CLUE_EIO, "cannot write %s (disk full?)", f->tmp);
+    rc = clue_comm_agree(&f->comm, rc, err);
+    if (rc) leave_open(f);
+  }
+  if (rc == CLUE_OK) rc = close_handle(f, false, err);
   rc = clue_comm_agree(&f->comm, rc, err);
   if (rc == CLUE_OK && f->comm.rank == 0) rc = finish_on_disk(f, userblock_text, err);
   rc = clue_comm_agree(&f->comm, rc, err);
@@ -223,7 +261,10 @@ int h5w_file_commit(h5w_file *f, const char *userblock_text, clue_err *err) {
 
 void h5w_file_abort(h5w_file *f) {
   if (!f) return;
-  close_handle(f, false, NULL);
+  if (f->mode == H5W_PARALLEL)
+    leave_open(f);
+  else
+    close_handle(f, false, NULL);
   H5Eclear2(H5E_DEFAULT);
   if (f->comm.rank == 0) unlink(f->tmp);
   clue_comm_barrier(&f->comm);

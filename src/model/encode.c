@@ -2,6 +2,7 @@
  * sample, the KL term and the library-size layer. */
 #include <string.h>
 
+#include "clue/prof.h"
 #include "clue/rng.h"
 #include "model_internal.h"
 
@@ -62,6 +63,7 @@ void enc_library_forward(const clue_model *m, clue_work *w, int k,
   const real *W = clue_arena_w(&m->gen, m->lib[k].w);
   const real *b = clue_arena_w(&m->gen, m->lib[k].b);
   const clue_csr *t = rows->target;
+  clue_prof_push(CLUE_PROF_LIBSIZE);
   for (int i = 0; i < rows->n; i++) {
     real *l = w->lib[k] + (int64_t)i * K;
     for (int j = 0; j < K; j++) l[j] = b[j];
@@ -73,6 +75,7 @@ void enc_library_forward(const clue_model *m, clue_work *w, int k,
     }
     for (int j = 0; j < K; j++) l[j] = l[j] > 0 ? l[j] : 0;
   }
+  clue_prof_pop();
 }
 
 void enc_library_backward(clue_model *m, clue_work *w, int k, const clue_mod_rows *rows) {
@@ -80,6 +83,7 @@ void enc_library_backward(clue_model *m, clue_work *w, int k, const clue_mod_row
   real *gW = clue_arena_g(&m->gen, m->lib[k].w);
   real *gb = clue_arena_g(&m->gen, m->lib[k].b);
   const clue_csr *t = rows->target;
+  clue_prof_push(CLUE_PROF_LIBSIZE);
   for (int i = 0; i < rows->n; i++) {
     const real *l = w->lib[k] + (int64_t)i * K;
     const real *dl = w->dlib[k] + (int64_t)i * K;
@@ -91,6 +95,7 @@ void enc_library_backward(clue_model *m, clue_work *w, int k, const clue_mod_row
       for (int64_t q = s; q < e; q++) g[t->indices[q]] += dl[j] * (real)t->data[q];
     }
   }
+  clue_prof_pop();
 }
 
 /* Σ over rows and the K·d dims of KL(N(mean, std²) ‖ N(0, 1)); gradients × coef. */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "clue/prof.h"
 #include "clue/rng.h"
 #include "model_internal.h"
 
@@ -96,7 +97,9 @@ int clue_model_d_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
   int n = dsc_gather(w, mb, p);
   real coef = (real)(lw->align / ((double)K * mb->B));
   double sum = dsc_loss(m, w, n, (int64_t)K * mb->B, p, coef, p->train, false, comm);
+  clue_prof_push(CLUE_PROF_COLL);
   clue_comm_sum_double(comm, &sum, 1);
+  clue_prof_pop();
   memset(losses, 0, sizeof *losses);
   losses->dsc = sum / ((double)K * mb->B);
   if (!isfinite(losses->dsc))
@@ -375,7 +378,9 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
       enc_backward(m, w, k, &mb->mod[k], mb->B, p, comm);
       enc_library_backward(m, w, k, &mb->mod[k]);
     }
+  clue_prof_push(CLUE_PROF_COLL);
   clue_comm_sum_double(comm, (double *)&s, sizeof s / sizeof(double));
+  clue_prof_pop();
   gen_losses(m, mb, lw, &s, losses);
   if (!isfinite(losses->gen)) {
     for (int k = 0; k < K; k++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clue/nn.h"
+#include "clue/prof.h"
 
 int nn_batchnorm_add(clue_arena *params, clue_arena *bufs, const char *name, int c,
                      nn_batchnorm *bn, clue_err *err) {
@@ -37,6 +38,7 @@ void nn_batchnorm_forward_train(const clue_arena *params, clue_arena *bufs,
                                 int64_t n_global, real *y, nn_bn_cache *cache,
                                 const clue_comm *comm) {
   int c = bn->c;
+  clue_prof_push(CLUE_PROF_BN);
   double *sums = cache->sums; /* [Σx | Σx²] */
   memset(sums, 0, (size_t)2 * c * sizeof *sums);
   for (int i = 0; i < n; i++) {
@@ -46,7 +48,10 @@ void nn_batchnorm_forward_train(const clue_arena *params, clue_arena *bufs,
       sums[c + j] += (double)row[j] * row[j];
     }
   }
+  clue_prof_push(CLUE_PROF_COLL);
+  clue_prof_bytes(false, comm->size > 1 ? 2.0 * c * sizeof(double) : 0);
   clue_comm_sum_double(comm, sums, (size_t)2 * c);
+  clue_prof_pop();
   const real *gamma = clue_arena_w(params, bn->gamma);
   const real *beta = clue_arena_w(params, bn->beta);
   real *rm = clue_arena_w(bufs, bn->run_mean), *rv = clue_arena_w(bufs, bn->run_var);
@@ -70,6 +75,7 @@ void nn_batchnorm_forward_train(const clue_arena *params, clue_arena *bufs,
       out[j] = gamma[j] * xh[j] + beta[j];
     }
   }
+  clue_prof_pop();
 }
 
 void nn_batchnorm_forward_eval(const clue_arena *params, const clue_arena *bufs,
@@ -90,6 +96,7 @@ void nn_batchnorm_backward(clue_arena *params, const nn_batchnorm *bn,
                            nn_bn_cache *cache, const real *dy, int n,
                            int64_t n_global, real *dx, const clue_comm *comm) {
   int c = bn->c;
+  clue_prof_push(CLUE_PROF_BN);
   double *sums = cache->sums; /* [Σdy | Σdy·xhat] */
   memset(sums, 0, (size_t)2 * c * sizeof *sums);
   for (int i = 0; i < n; i++) {
@@ -106,7 +113,10 @@ void nn_batchnorm_backward(clue_arena *params, const nn_batchnorm *bn,
     gb[j] += (real)sums[j];
     gg[j] += (real)sums[c + j];
   }
+  clue_prof_push(CLUE_PROF_COLL);
+  clue_prof_bytes(false, comm->size > 1 ? 2.0 * c * sizeof(double) : 0);
   clue_comm_sum_double(comm, sums, (size_t)2 * c);
+  clue_prof_pop();
   const real *gamma = clue_arena_w(params, bn->gamma);
   double N = (double)n_global;
   for (int i = 0; i < n; i++) {
@@ -118,4 +128,5 @@ void nn_batchnorm_backward(clue_arena *params, const nn_batchnorm *bn,
       out[j] += (real)(k * (d[j] - sums[j] / N - xh[j] * sums[c + j] / N));
     }
   }
+  clue_prof_pop();
 }

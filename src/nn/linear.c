@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "clue/nn.h"
+#include "clue/prof.h"
 #include "clue/rng.h"
 
 int nn_linear_add(clue_arena *a, const char *name, int in, int out, nn_linear *l,
@@ -33,11 +34,16 @@ void nn_linear_forward(const clue_arena *a, const nn_linear *l, const real *x, i
   if (n <= 0) return;
   const real *w = clue_arena_w(a, l->w);
   const real *b = clue_arena_w(a, l->b);
+  clue_prof_push(CLUE_PROF_BIAS);
   for (int i = 0; i < n; i++)
     for (int o = 0; o < l->out; o++) y[(int64_t)i * l->out + o] = b[o];
+  clue_prof_pop();
   if (l->in == 0) return;
+  clue_prof_push(CLUE_PROF_GEMM);
+  clue_prof_gemm(n, l->out, l->in);
   cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1, x, l->in,
               w, l->in, 1, y, l->out);
+  clue_prof_pop();
 }
 
 void nn_linear_backward(clue_arena *a, const nn_linear *l, const real *x,
@@ -45,15 +51,22 @@ void nn_linear_backward(clue_arena *a, const nn_linear *l, const real *x,
   if (n <= 0) return;
   real *gw = clue_arena_g(a, l->w);
   real *gb = clue_arena_g(a, l->b);
+  clue_prof_push(CLUE_PROF_BIAS);
   for (int i = 0; i < n; i++) {
     const real *row = dy + (int64_t)i * l->out;
     for (int o = 0; o < l->out; o++) gb[o] += row[o];
   }
+  clue_prof_pop();
   if (l->in == 0) return;
+  clue_prof_push(CLUE_PROF_GEMM);
   /* dW (out × in) += dyᵀ (out × n) · x (n × in) */
+  clue_prof_gemm(l->out, l->in, n);
   cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, n, 1, dy, l->out,
               x, l->in, 1, gw, l->in);
-  if (dx)
+  if (dx) {
+    clue_prof_gemm(n, l->in, l->out);
     cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1, dy,
                 l->out, clue_arena_w(a, l->w), l->in, 1, dx, l->in);
+  }
+  clue_prof_pop();
 }

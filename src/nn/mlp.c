@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clue/nn.h"
+#include "clue/prof.h"
 
 int nn_mlp_add(clue_arena *params, clue_arena *bufs, const char *name, int in,
                int width, int depth, int n_onehot, bool onehot_every, bool batchnorm,
@@ -109,6 +110,7 @@ real *nn_mlp_forward(const clue_arena *params, clue_arena *bufs, const nn_mlp *m
                      const real *x, const int32_t *batch, int n, int64_t n_global,
                      const nn_mode *mode, nn_mlp_cache *c) {
   int w0 = layer_in_width(m, 0);
+  clue_prof_push(CLUE_PROF_ACT);
   for (int i = 0; i < n; i++)
     memcpy(c->x[0] + (int64_t)i * w0, x + (int64_t)i * m->in, (size_t)m->in * sizeof(real));
   if (m->n_onehot) put_onehot(c->x[0], n, w0, m->in, m->n_onehot, batch);
@@ -138,6 +140,7 @@ real *nn_mlp_forward(const clue_arena *params, clue_arena *bufs, const nn_mlp *m
     if (m->onehot_every && m->n_onehot)
       put_onehot(c->x[l + 1], n, wn, m->width, m->n_onehot, batch);
   }
+  clue_prof_pop();
   return c->x[m->depth];
 }
 
@@ -147,6 +150,7 @@ void nn_mlp_backward(clue_arena *params, const nn_mlp *m, nn_mlp_cache *c,
   /* g: gradient of x[l+1] (n × layer_in_width(l+1)); starts as dout. */
   const real *g = dout;
   int gw = layer_in_width(m, m->depth);
+  clue_prof_push(CLUE_PROF_ACT);
   for (int l = m->depth - 1; l >= 0; l--) {
     int64_t count = (int64_t)n * m->width;
     real *d = c->dy; /* (n × width): gradient of the layer's hidden output */
@@ -175,7 +179,8 @@ void nn_mlp_backward(clue_arena *params, const nn_mlp *m, nn_mlp_cache *c,
       g = keep;
     }
   }
-  if (!dx) return;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < m->in; j++) dx[(int64_t)i * m->in + j] += g[(int64_t)i * gw + j];
+  if (dx)
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < m->in; j++) dx[(int64_t)i * m->in + j] += g[(int64_t)i * gw + j];
+  clue_prof_pop();
 }

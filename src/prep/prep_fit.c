@@ -170,7 +170,8 @@ static int prep_fit_pca(clue_prep *p, int n_components, const clue_csr *x,
   if (k > n_cells - 1) k = n_cells - 1;
   if (k < 1)
     return clue_fail(err, CLUE_EDATA,
-                     "PCA needs at least 2 features and 2 training cells (has %lld features)",
+                     "PCA needs at least 2 features and 2 training cells (has %lld features); "
+                     "with fewer, set preprocess: none for this modality",
                      (long long)p->n_used);
   p->n_components = (int)k;
   size_t nk = (size_t)p->n_used * (size_t)k;

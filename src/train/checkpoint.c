@@ -156,7 +156,12 @@ static int get_arena(hid_t parent, const char *name, const clue_arena *a, real *
       break;
     }
     rc = get_array(g, a->t[t].name, H5T_NATIVE_FLOAT, buf, n, sizeof *buf, path, err);
-    for (int64_t i = 0; rc == CLUE_OK && i < n; i++) vals[a->t[t].offset + i] = (real)buf[i];
+    for (int64_t i = 0; rc == CLUE_OK && i < n; i++) {
+      if (!isfinite(buf[i]))
+        rc = clue_fail(err, CLUE_EFORMAT, "%s: dataset %s holds %g at %lld (NaN/Inf)", path,
+                       a->t[t].name, (double)buf[i], (long long)i);
+      vals[a->t[t].offset + i] = (real)buf[i];
+    }
     free(buf);
   }
   H5Gclose(g);
@@ -420,25 +425,112 @@ static int sync_path(const char *path) {
   return rc;
 }
 
+/* Fails naming the first tensor of an arena-shaped buffer that is not finite. */
+static int check_finite(const clue_arena *a, const real *vals, const char *what,
+                        const char *path, clue_err *err) {
+  int64_t at = 0;
+  int t = vals ? clue_arena_find_nonfinite(a, vals, HUGE_VAL, &at) : -1;
+  if (t < 0) return CLUE_OK;
+  return clue_fail(err, CLUE_ENUMERIC,
+                   "refusing to write checkpoint %s: %s %s[%lld] is %g; the previous "
+                   "checkpoint is unchanged",
+                   path, what, a->t[t].name, (long long)at, (double)vals[a->t[t].offset + at]);
+}
+
+/* A checkpoint never holds a NaN or an infinity: the weights, BatchNorm
+ * statistics, best weights and optimiser state are checked before writing. */
+static int check_all_finite(const clue_ckpt *c, const char *path, clue_err *err) {
+  const clue_model *m = c->model;
+  int rc = check_finite(&m->gen, m->gen.w, "parameter", path, err);
+  if (!rc) rc = check_finite(&m->disc, m->disc.w, "parameter", path, err);
+  if (!rc) rc = check_finite(&m->buf, m->buf.w, "BatchNorm statistic", path, err);
+  if (!rc && c->has_best) rc = check_finite(&m->gen, c->best.gen, "best parameter", path, err);
+  if (!rc && c->has_best) rc = check_finite(&m->disc, c->best.disc, "best parameter", path, err);
+  if (!rc && c->has_best) rc = check_finite(&m->buf, c->best.buf, "best statistic", path, err);
+  if (!rc && c->has_optim) {
+    rc = check_finite(&m->gen, c->opt_gen.v, "optimiser state of", path, err);
+    if (!rc) rc = check_finite(&m->gen, c->opt_gen.m, "optimiser state of", path, err);
+    if (!rc) rc = check_finite(&m->disc, c->opt_disc.v, "optimiser state of", path, err);
+    if (!rc) rc = check_finite(&m->disc, c->opt_disc.m, "optimiser state of", path, err);
+  }
+  return rc;
+}
+
+/* The whole checkpoint as an HDF5 file image in memory (HDF5's core driver, no
+ * backing store): HDF5 never touches the disk, so a full or failing disk is met
+ * by our own write() below, never inside HDF5 (whose file close fails badly on
+ * a full disk). *image is malloc'd. */
+static int build_image(const char *path, const clue_ckpt *c, void **image, size_t *size,
+                       clue_err *err) {
+  *image = NULL;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_core(fapl, (size_t)1 << 22, 0);
+  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f < 0) return clue_fail(err, CLUE_ENOMEM, "cannot build checkpoint %s in memory", path);
+  int rc = write_all(f, c);
+  ssize_t n = rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+  void *buf = n > 0 ? malloc((size_t)n) : NULL;
+  if (buf && H5Fget_file_image(f, buf, (size_t)n) != n) {
+    free(buf);
+    buf = NULL;
+  }
+  H5Fclose(f);
+  if (!buf)
+    return clue_fail(err, CLUE_ENOMEM, "cannot build checkpoint %s in memory (out of memory?)",
+                     path);
+  *image = buf;
+  *size = (size_t)n;
+  return CLUE_OK;
+}
+
+/* Writes size bytes to a new file at tmp and flushes it to disk. Returns 0, or
+ * the errno of the failure (the partial file is then removed). */
+static int write_file(const char *tmp, const void *data, size_t size) {
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return errno ? errno : EIO;
+  const char *p = data;
+  size_t left = size;
+  int e = 0;
+  while (left > 0 && !e) {
+    ssize_t w = write(fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      e = w < 0 ? errno : ENOSPC;
+      break;
+    }
+    p += w;
+    left -= (size_t)w;
+  }
+  if (!e && fsync(fd) != 0) e = errno;
+  if (close(fd) != 0 && !e) e = errno;
+  if (e) unlink(tmp);
+  return e;
+}
+
 int clue_ckpt_save(const char *path, const clue_ckpt *c, clue_err *err) {
+  int bad = check_all_finite(c, path, err);
+  if (bad) return bad;
+  void *image = NULL;
+  size_t size = 0;
+  int rc = build_image(path, c, &image, &size, err);
+  if (rc) return rc;
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0)
-    return clue_fail(err, CLUE_EIO, "cannot create checkpoint %s (folder missing or not writable?)",
-                     tmp);
-  int rc = write_all(f, c);
-  if (H5Fclose(f) < 0) rc = -1;
-  if (rc == 0 && sync_path(tmp) != 0) rc = -1;
-  if (rc != 0) {
-    unlink(tmp);
+  int e = write_file(tmp, image, size);
+  free(image);
+  if (e == ENOSPC || e == EDQUOT)
     return clue_fail(err, CLUE_EIO,
-                     "cannot write checkpoint %s (disk full?); the previous checkpoint is "
+                     "cannot write checkpoint %s (disk full?): %s; the previous checkpoint is "
                      "unchanged",
-                     path);
-  }
+                     path, strerror(e));
+  if (e)
+    return clue_fail(err, CLUE_EIO,
+                     "cannot create checkpoint %s: %s (folder missing or not writable?); the "
+                     "previous checkpoint is unchanged",
+                     tmp, strerror(e));
   if (rename(tmp, path) != 0) {
-    int e = errno;
+    e = errno;
     unlink(tmp);
     return clue_fail(err, CLUE_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
   }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clue/gradsum.h"
 #include "clue/prof.h"
 #include "clue/train.h"
 
@@ -37,6 +38,7 @@ typedef struct trainer {
   int64_t ckpt_step;      /* step of the checkpoint on disk (−1: none yet) */
   real *buf_backup;       /* (model->buf.n) train.on_nan=skip: BatchNorm statistics
                              before the step, restored when the step is dropped */
+  clue_gradsum *gsum;     /* gradient sums over the ranks */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -220,11 +222,14 @@ static int setup(trainer *t, clue_err *err) {
 
 /* ---- steps ---- */
 
-/* In-place sum over ranks of a buffer of the network's float type. */
-static void sum_real(const clue_comm *c, real *buf, int64_t n) {
+/* In-place sum over ranks of a buffer of the network's float type, through gs
+ * when given. */
+static void sum_real(const clue_comm *c, clue_gradsum *gs, real *buf, int64_t n) {
   clue_prof_push(CLUE_PROF_ALLREDUCE);
   clue_prof_bytes(true, c->size > 1 ? (double)n * sizeof(real) : 0);
-  if (sizeof(real) == sizeof(double))
+  if (gs)
+    clue_gradsum_sum(gs, buf, n);
+  else if (sizeof(real) == sizeof(double))
     clue_comm_sum_double(c, (double *)buf, (size_t)n);
   else
     clue_comm_sum_float(c, (float *)buf, (size_t)n);
@@ -268,17 +273,24 @@ int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
                     const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
                     clue_optim *opt_gen, const clue_comm *comm, clue_losses *out,
                     clue_err *err) {
+  return clue_train_step_gs(m, w, mb, lw, p, opt_disc, opt_gen, NULL, comm, out, err);
+}
+
+int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                       const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
+                       clue_optim *opt_gen, clue_gradsum *gs, const clue_comm *comm,
+                       clue_losses *out, clue_err *err) {
   clue_pass q = *p;
   clue_losses dl;
   int rc = clue_model_d_step(m, w, mb, lw, &q, comm, &dl, err);
   if (rc) return rc;
-  sum_real(comm, m->disc.g, m->disc.n);
+  sum_real(comm, gs, m->disc.g, m->disc.n);
   if ((rc = check_grads(&m->disc, "discriminator", comm, err))) return rc;
   clue_optim_step(opt_disc, &m->disc);
   q.pass = p->pass + 1;
   rc = clue_model_g_step(m, w, mb, lw, &q, comm, out, err);
   if (rc) return rc;
-  sum_real(comm, m->gen.g, m->gen.n);
+  sum_real(comm, gs, m->gen.g, m->gen.n);
   if ((rc = check_grads(&m->gen, "generator", comm, err))) return rc;
   clue_optim_step(opt_gen, &m->gen);
   return CLUE_OK;
@@ -295,8 +307,8 @@ static int train_step(trainer *t, int64_t epoch, int64_t step, clue_losses *out,
                  .train = true};
   clue_model *m = t->ck.model;
   if (t->buf_backup) memcpy(t->buf_backup, m->buf.w, (size_t)m->buf.n * sizeof(real));
-  int rc = clue_train_step(m, t->work, t->mb, &t->lw, &p, &t->ck.opt_disc, &t->ck.opt_gen,
-                           t->comm, out, err);
+  int rc = clue_train_step_gs(m, t->work, t->mb, &t->lw, &p, &t->ck.opt_disc,
+                              &t->ck.opt_gen, t->gsum, t->comm, out, err);
   if (rc) return rc;
   t->ck.state.step++;
   return CLUE_OK;
@@ -506,11 +518,12 @@ static int train_loop(trainer *t, clue_err *err) {
     if (rc) return rc == CLUE_ENUMERIC ? numeric_stop(t, err) : rc;
     clue_losses tr = st->partial, va;
     if (st->partial_steps > 0) losses_add(&tr, &st->partial, 1.0 / st->partial_steps - 1.0);
+    /* before validation refills the minibatch (its last block may be 1 row) */
+    double cells = (double)(st->partial_steps - steps_before) * t->mb->B;
     bool has_val = t->plan->n_val > 0;
     if (has_val && (rc = validate(t, epoch, &va, err)))
       return rc == CLUE_ENUMERIC ? numeric_stop(t, err) : rc;
     double secs = now_seconds() - t0;
-    double cells = (double)(st->partial_steps - steps_before) * t->mb->B;
     st->epoch = epoch;
     st->partial_steps = 0;
     memset(&st->partial, 0, sizeof st->partial);
@@ -527,6 +540,7 @@ static int train_loop(trainer *t, clue_err *err) {
 }
 
 static void teardown(trainer *t) {
+  clue_gradsum_free(t->gsum);
   free(t->buf_backup);
   clue_minibatch_free(t->mb);
   clue_work_free(t->work);
@@ -545,6 +559,10 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   t.opts = opts;
   int rc = setup(&t, err);
   rc = clue_comm_agree(comm, rc, err);
+  if (rc == CLUE_OK) {
+    int64_t n = t.ck.model->gen.n > t.ck.model->disc.n ? t.ck.model->gen.n : t.ck.model->disc.n;
+    rc = clue_gradsum_new(comm, n, true, &t.gsum, err);
+  }
   if (rc == CLUE_OK) {
     free(t.ck.config_yaml); /* the checkpoint records the config of this run */
     t.ck.config_yaml = clue_config_to_yaml(cfg);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 static clue_comm comm_view(MPI_Comm mc) {
@@ -34,7 +35,10 @@ int clue_comm_agree(const clue_comm *c, int status, clue_err *err) {
   }
   MPI_Bcast(&packet, (int)sizeof packet, MPI_BYTE, first, c->comm);
   if (err) {
-    if (c->size > 1)
+    /* a message agreed before already names its rank: do not name it twice */
+    int named = -1, at = 0;
+    bool prefixed = sscanf(packet.msg, "rank %d: %n", &named, &at) == 1 && at > 0;
+    if (c->size > 1 && !prefixed)
       clue_fail(err, packet.code, "rank %d: %s", first, packet.msg);
     else
       clue_fail(err, packet.code, "%s", packet.msg);

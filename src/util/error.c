@@ -51,6 +51,7 @@ int clue_exit_status(int code) {
   if (code == CLUE_OK) return 0;
   if (code == CLUE_EUSAGE || code == CLUE_ECONFIG) return 2;
   if (code == CLUE_EINTERRUPTED) return 75;
+  if (code == CLUE_ENUMERIC) return 3;
   return 1;
 }
 

@@ -1,0 +1,40 @@
+/* gradsum.h — in-place sums over the ranks of the large gradient buffers of a
+ * training step, identical bits on every rank.
+ *
+ * When every rank of the communicator runs on one node, the sum goes through an
+ * MPI-3 shared-memory window: each rank copies its buffer into its slot, sums one
+ * slice of all slots (in rank order), and copies the other ranks' summed slices
+ * back — three barriers and memory-speed copies. Open MPI's shared-memory
+ * transport without a single-copy mechanism (containers) moves a large
+ * MPI_Allreduce through small buffers, fragment by fragment, each waiting for the
+ * other rank: several times slower for the 56 MB of a Multiome step (bench/).
+ * Across nodes, or if the window cannot be made, MPI_Allreduce. */
+#ifndef CLUE_GRADSUM_H
+#define CLUE_GRADSUM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clue/comm.h"
+#include "clue/error.h"
+#include "clue/real.h"
+
+typedef struct clue_gradsum clue_gradsum;
+
+/* Collective. Prepares sums of buffers of up to n_max values; use_shared = false
+ * always uses MPI_Allreduce (for comparisons). Failing to make the window is not
+ * an error: the sums then use MPI_Allreduce. */
+int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
+                     clue_gradsum **out, clue_err *err);
+
+/* Collective. Frees the window (NULL is allowed on every rank). */
+void clue_gradsum_free(clue_gradsum *g);
+
+/* Collective. buf (n ≤ n_max values) ← Σ over ranks of buf, the same on every
+ * rank. */
+void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n);
+
+/* True when the sums go through the shared-memory window. */
+bool clue_gradsum_shared(const clue_gradsum *g);
+
+#endif
