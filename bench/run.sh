@@ -58,7 +58,7 @@ say() { echo "$@" | tee -a "$log"; }
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores, $(free -g | awk '/Mem:/{print $2}') GiB"
-  echo "- OpenBLAS: $(ls /usr/lib/x86_64-linux-gnu/ | grep -o 'libopenblas[a-z]*-r[0-9.]*\.so' | head -1)"
+  echo "- OpenBLAS: $(dpkg-query -W -f '${Package} ${Version}\n' 'libopenblas0*' 2>/dev/null | awk 'NF == 2' | paste -sd, - || echo unknown)"
   echo "- load before: $(uptime | sed 's/.*load average: //')"
   echo
   echo "## Training step (synthetic data, B = 128)"
@@ -99,12 +99,35 @@ pair() {
   fi
 }
 
+# concurrent NAME ARGS...: two independent 1-rank runs at once, pinned to cores 0 and
+# 1, no communication between them: what two ranks could gain at best on this
+# machine when the cores share caches and memory bandwidth.
+concurrent() {
+  local name="$1"; shift
+  local bin="${BENCH:-$build/bench_train}"
+  if [ "$cores" -lt 2 ] || ! command -v taskset >/dev/null; then
+    say "skipping $name (needs 2 cores and taskset)"; return 0
+  fi
+  say ""
+  say "### $name: two independent 1-rank runs at once on cores 0 and 1 $*"
+  for c in 0 1; do
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 taskset -c "$c" "$bin" --label "$name-core$c" \
+      --json "$out/.c$c.json" --md "$out/.c$c.md" "$@" >"$out/.c$c.txt" 2>&1 &
+  done
+  wait
+  for c in 0 1; do
+    cat "$out/.c$c.txt" >>"$log"; cat "$out/.c$c.json" >>"$json"; cat "$out/.c$c.md" >>"$md"
+    rm -f "$out/.c$c.txt" "$out/.c$c.json" "$out/.c$c.md"
+  done
+}
+
 # Part 1: the training step.
 run_steps() {
   if [ "$quick" = 1 ]; then ms=4; ls=2; cs=8; else ms=12; ls=5; cs=30; fi
   pair multiome-1x1 1 1 --shape multiome --steps "$ms"
   bench multiome-1x2 1 2 --shape multiome --steps "$ms"
   bench multiome-1x1-B64 1 1 --shape multiome --steps "$ms" --batch 64
+  concurrent multiome-2proc-B64 --shape multiome --steps "$ms" --batch 64 --no-replay
   pair multiome-2x1 2 1 --shape multiome --steps "$ms"
   bench multiome-2x1-mpi 2 1 --shape multiome --steps "$ms" --mpi-allreduce
   bench multiome-2x1-weak 2 1 --shape multiome --steps "$ms" --weak
@@ -135,10 +158,13 @@ run_steps() {
     t1=$(step_of multiome-1x1); t2=$(step_of multiome-2x1); tw=$(step_of multiome-2x1-weak)
     t12=$(step_of multiome-1x2); t4=$(step_of multiome-4x1-oversubscribed)
     t64=$(step_of multiome-1x1-B64); tm=$(step_of multiome-2x1-mpi)
-    awk -v t1="$t1" -v t2="$t2" -v tw="$tw" -v t12="$t12" -v t4="$t4" -v t64="$t64" -v tm="$tm" 'BEGIN {
+    tc0=$(step_of multiome-2proc-B64-core0); tc1=$(step_of multiome-2proc-B64-core1)
+    awk -v t1="$t1" -v t2="$t2" -v tw="$tw" -v t12="$t12" -v t4="$t4" -v t64="$t64" -v tm="$tm" -v tc0="${tc0:-0}" -v tc1="${tc1:-0}" 'BEGIN {
       printf "- strong scaling, 2 ranks x 1 thread vs 1 x 1: speed-up %.2fx, efficiency %.0f %%\n", t1 / t2, 100 * t1 / (2 * t2);
       printf "- the same with MPI_Allreduce for the gradient sums: speed-up %.2fx\n", t1 / tm;
       printf "- one rank with half the batch (64 rows, the work of one of 2 ranks): %.3f s = %.2f of the 128-row step (the bound on the 2-rank speed-up without communication: %.2fx)\n", t64, t64 / t1, t1 / t64;
+      if (tc0 > 0) { tc = tc0 > tc1 ? tc0 : tc1;
+        printf "- two independent 64-row runs at once, one per core, no communication: %.3f s per step, %.2f of the 64-row step alone (the contention of the two cores); the bound on the 2-rank speed-up on this machine: %.2fx\n", tc, tc / t64, t1 / tc }
       printf "- 1 rank x 2 OpenBLAS threads vs 1 x 1: speed-up %.2fx\n", t1 / t12;
       printf "- weak scaling (128 rows per rank), 2 ranks: efficiency %.0f %%\n", 100 * t1 / tw;
       printf "- 4 ranks oversubscribed on %d cores (strong): speed-up %.2fx (not a scaling figure)\n", '"$cores"', t1 / t4 }'
