@@ -372,13 +372,23 @@ static void json_losses(char *buf, size_t size, const char *key, const clue_loss
   if (at < size) snprintf(buf + at, size - at, "}");
 }
 
+/* The last epoch the run can reach: the schedule's, or fewer under train.max_steps. */
+static int64_t last_epoch(const trainer *t) {
+  int64_t last = t->sch.max_epochs, spe = clue_plan_steps_per_epoch(t->plan);
+  if (t->cfg->max_steps > 0 && spe > 0) {
+    int64_t by_steps = (t->cfg->max_steps + spe - 1) / spe;
+    if (by_steps < last) last = by_steps;
+  }
+  return last;
+}
+
 static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const clue_losses *va,
                       bool has_val, double seconds, double cells_per_s, const char *note) {
   if (t->comm->rank != 0) return;
   const clue_config *cfg = t->cfg;
   if (!t->opts->quiet) {
     printf("epoch %lld/%lld  step %lld  train gen %.4f dsc %.4f", (long long)epoch,
-           (long long)t->sch.max_epochs, (long long)t->ck.state.step, tr->gen, tr->dsc);
+           (long long)last_epoch(t), (long long)t->ck.state.step, tr->gen, tr->dsc);
     for (int k = 0; k < cfg->n_mod; k++) printf(" %s %.4f", cfg->mod[k].name, tr->nll[k]);
     if (has_val) printf(" | val gen %.4f", va->gen);
     /* time left if no early stop: remaining epochs at the mean epoch time */
@@ -571,7 +581,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                 "%lld steps/epoch, up to %lld epochs, alignment burn-in %lld, patience %lld\n",
                 (long long)t.d->n_cells, (long long)t.plan->n_train, (long long)t.plan->n_val,
                 comm->size, comm->size > 1 ? "s" : "",
-                (long long)clue_plan_steps_per_epoch(t.plan), (long long)t.sch.max_epochs,
+                (long long)clue_plan_steps_per_epoch(t.plan), (long long)last_epoch(&t),
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
     clue_train_install_signals();
     t.last_checkpoint = now_seconds();
