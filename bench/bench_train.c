@@ -416,8 +416,10 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
   if (!rc) rc = clue_optim_init(&og, CLUE_OPT_RMSPROP, 2e-3, m->gen.n, err);
   if (rc) return rc;
   clue_gradsum *gs = NULL;
-  int64_t nmax = m->gen.n > m->disc.n ? m->gen.n : m->disc.n;
-  if ((rc = clue_gradsum_new(c, nmax, !a->mpi_allreduce, &gs, err))) return rc;
+  clue_arena *arenas[2] = {&m->gen, &m->disc}; /* as clue train does */
+  if ((rc = clue_gradsum_new(c, m->gen.n + m->disc.n, !a->mpi_allreduce, &gs, err)) ||
+      (rc = clue_gradsum_attach(gs, arenas, 2, err)))
+    return rc;
   r->shared_sum = clue_gradsum_shared(gs);
   double *times = calloc((size_t)a->steps + 1, sizeof *times);
   double *bounds = calloc((size_t)a->steps + 1, sizeof *bounds);
@@ -689,18 +691,27 @@ static int run_load(const bench_args *a, const clue_comm *c) {
 
 /* ---- allreduce alone ---- */
 
-/* Median time of summing a float buffer of mb MB over the ranks, through
- * MPI_Allreduce and through the node's shared memory (gradsum.h), all ranks at
- * once. */
+/* Median time of summing a float buffer of mb MB over the ranks, all ranks at once:
+ * through MPI_Allreduce, through the node's shared memory (gradsum.h), and through
+ * shared memory with the buffer living in the window (attached arena, as in
+ * clue train). */
 static int run_allreduce(const bench_args *a, const clue_comm *c) {
   int64_t n = (int64_t)(a->allreduce_mb * 1e6 / sizeof(real));
-  real *buf = malloc((size_t)n * sizeof *buf + 1);
-  if (!buf) return 1;
-  for (int64_t i = 0; i < n; i++) buf[i] = (real)(i % 3);
-  for (int shared = 0; shared < 2; shared++) {
+  real *own = malloc((size_t)n * sizeof *own + 1);
+  if (!own) return 1;
+  for (int mode = 0; mode < 3; mode++) {
     clue_err err;
     clue_gradsum *g = NULL;
-    if (clue_gradsum_new(c, n, shared, &g, &err)) return 1;
+    clue_arena ar = {0};
+    if (clue_arena_add(&ar, "grad", n, 1, &err) < 0 || clue_arena_alloc(&ar, &err) ||
+        clue_gradsum_new(c, ar.n, mode > 0, &g, &err)) {
+      if (c->rank == 0) fprintf(stderr, "bench_train: %s\n", err.msg);
+      return 1;
+    }
+    clue_arena *arp = &ar;
+    if (mode == 2 && clue_gradsum_attach(g, &arp, 1, &err)) return 1;
+    real *buf = mode == 2 ? ar.g : own;
+    for (int64_t i = 0; i < n; i++) buf[i] = (real)(i % 3);
     enum { REPS = 9 };
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
@@ -711,7 +722,9 @@ static int run_allreduce(const bench_args *a, const clue_comm *c) {
       clue_comm_max_double(c, &t[r], 1);
     }
     qsort(t, REPS, sizeof t[0], cmp_double);
-    const char *how = clue_gradsum_shared(g) ? "node shared memory" : "MPI_Allreduce";
+    const char *how = !clue_gradsum_shared(g) ? "MPI_Allreduce"
+                      : mode == 2            ? "node shared memory, in place"
+                                             : "node shared memory, copied in";
     if (c->rank == 0) {
       printf("\n== sum of %.1f MB of floats over %d rank(s), %s: median %.2f ms (min %.2f)\n",
              a->allreduce_mb, c->size, how, t[REPS / 2] * 1e3, t[0] * 1e3);
@@ -730,8 +743,9 @@ static int run_allreduce(const bench_args *a, const clue_comm *c) {
       }
     }
     clue_gradsum_free(g);
+    clue_arena_release(&ar);
   }
-  free(buf);
+  free(own);
   return 0;
 }
 

@@ -2,7 +2,8 @@
  * the node's shared memory and through MPI_Allreduce: every rank gets the exact
  * sum (small integers, exact in float), for lengths that are not multiples of the
  * slice blocks, 1 and 0 values, and calls in a row that reuse the window while the
- * values change; and the two paths give the same bits on data with rounding.
+ * values change; the two paths give the same bits on data with rounding; and
+ * arenas whose gradients live in the window are summed in place.
  * CLUE_TEST_NP: 1 2 3 4 */
 #include <math.h>
 #include <stdio.h>
@@ -86,11 +87,72 @@ static void test_paths_agree(void **state) {
   clue_gradsum_free(gm);
 }
 
+/* Two arenas attached to the window: their gradients move into this rank's slot
+ * (values kept), repeated in-place sums give the exact sums with the same bits as
+ * the copying path, a sum of another buffer still works, and freeing the sums
+ * gives the arenas buffers of their own back with the summed values. */
+static void test_attached_arenas(void **state) {
+  (void)state;
+  clue_err err;
+  clue_comm c = tu_world();
+  clue_arena a = {0}, b = {0};
+  TU_OK(clue_arena_add(&a, "big", 300, 77, &err) < 0, &err);
+  TU_OK(clue_arena_add(&b, "small", 5, 1, &err) < 0, &err);
+  TU_OK(clue_arena_alloc(&a, &err), &err);
+  TU_OK(clue_arena_alloc(&b, &err), &err);
+  clue_gradsum *g = NULL, *copy = NULL;
+  TU_OK(clue_gradsum_new(&c, a.n + b.n, true, &g, &err), &err);
+  TU_OK(clue_gradsum_new(&c, a.n, true, &copy, &err), &err);
+  fill(a.g, a.n, c.rank, 0);
+  clue_arena *both[2] = {&a, &b};
+  TU_OK(clue_gradsum_attach(g, both, 2, &err), &err);
+  assert_true(a.g_borrowed == (c.size > 1) && b.g_borrowed == (c.size > 1));
+  real *ref = malloc(sizeof(real) * (size_t)a.n);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < a.n; i++) bad += a.g[i] != (real)(((i * 7 + c.rank * 13) % 101) - 50);
+  assert_int_equal(bad, 0); /* attaching kept the values */
+  for (int call = 1; call <= 3; call++) {
+    clue_rng r = clue_rng_stream(5, CLUE_RNG_TEST, (uint64_t)call, (uint64_t)c.rank);
+    for (int64_t i = 0; i < a.n; i++) ref[i] = a.g[i] = (real)(clue_rng_normal(&r) * 1e2);
+    fill(b.g, b.n, c.rank, call);
+    clue_gradsum_sum(g, a.g, a.n);
+    clue_gradsum_sum(g, b.g, b.n);
+    clue_gradsum_sum(copy, ref, a.n);
+    bad = 0;
+    for (int64_t i = 0; i < a.n; i++) bad += memcmp(&a.g[i], &ref[i], sizeof(real)) != 0;
+    for (int64_t i = 0; i < b.n; i++) {
+      double want = 0;
+      for (int q = 0; q < c.size; q++) want += ((i * 7 + q * 13 + call) % 101) - 50;
+      bad += b.g[i] != (real)want;
+    }
+    assert_int_equal(bad, 0);
+  }
+  /* another buffer: not in the slot, still summed exactly */
+  real other[9];
+  fill(other, 9, c.rank, 4);
+  clue_gradsum_sum(g, other, 9);
+  for (int64_t i = 0; i < 9; i++) {
+    double want = 0;
+    for (int q = 0; q < c.size; q++) want += ((i * 7 + q * 13 + 4) % 101) - 50;
+    assert_true(other[i] == (real)want);
+  }
+  real kept = a.g[a.n - 1];
+  clue_gradsum_free(g);
+  assert_false(a.g_borrowed);
+  assert_false(b.g_borrowed);
+  assert_true(a.g[a.n - 1] == kept);
+  clue_gradsum_free(copy);
+  free(ref);
+  clue_arena_release(&a);
+  clue_arena_release(&b);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shared),
       cmocka_unit_test(test_mpi),
       cmocka_unit_test(test_paths_agree),
+      cmocka_unit_test(test_attached_arenas),
   };
   return TU_RUN(tests);
 }

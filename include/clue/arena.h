@@ -7,6 +7,7 @@
 #ifndef CLUE_ARENA_H
 #define CLUE_ARENA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "clue/error.h"
@@ -23,7 +24,8 @@ typedef struct clue_tensor {
 typedef struct clue_arena {
   int64_t n;      /* total values */
   real *w;        /* (n) parameter values */
-  real *g;        /* (n) gradients */
+  real *g;        /* (n) gradients: the arena's own, or borrowed (g_borrowed) */
+  bool g_borrowed; /* g belongs to someone else (clue_arena_use_grad) */
   int n_tensors;
   int cap;
   clue_tensor *t; /* (n_tensors) */
@@ -39,6 +41,11 @@ int clue_arena_alloc(clue_arena *a, clue_err *err);
 
 /* Frees the buffers and the tensor table (the struct itself is the caller's). */
 void clue_arena_release(clue_arena *a);
+
+/* Moves the gradients into g (a->n values owned by the caller, who keeps it alive
+ * while the arena uses it), copying the current ones; g = NULL gives the arena a
+ * buffer of its own again. On failure nothing changes. */
+int clue_arena_use_grad(clue_arena *a, real *g, clue_err *err);
 
 /* Values / gradients of tensor i. */
 static inline real *clue_arena_w(const clue_arena *a, int i) { return a->w + a->t[i].offset; }

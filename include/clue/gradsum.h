@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clue/arena.h"
 #include "clue/comm.h"
 #include "clue/error.h"
 #include "clue/real.h"
@@ -27,12 +28,23 @@ typedef struct clue_gradsum clue_gradsum;
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
                      clue_gradsum **out, clue_err *err);
 
-/* Collective. Frees the window (NULL is allowed on every rank). */
+/* Collective. Gives attached arenas their own gradient buffers back (if that
+ * fails, their g becomes NULL) and frees the window (NULL is allowed on every
+ * rank). */
 void clue_gradsum_free(clue_gradsum *g);
 
 /* Collective. buf (n ≤ n_max values) ← Σ over ranks of buf, the same on every
  * rank. */
 void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n);
+
+/* Collective. When the sums go through the window, moves the gradients of the
+ * n_arenas arenas into this rank's slot, one after the other (their sizes must add
+ * up to at most n_max): sums of those buffers are then made in place, without the
+ * copy into the window, and end with one more barrier. Otherwise does nothing.
+ * clue_gradsum_free gives the arenas buffers of their own back; until then they
+ * must outlive g. */
+int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
+                        clue_err *err);
 
 /* True when the sums go through the shared-memory window. */
 bool clue_gradsum_shared(const clue_gradsum *g);

@@ -48,9 +48,28 @@ int clue_arena_alloc(clue_arena *a, clue_err *err) {
   return CLUE_OK;
 }
 
+int clue_arena_use_grad(clue_arena *a, real *g, clue_err *err) {
+  size_t bytes = (size_t)a->n * sizeof(real);
+  real *own = NULL;
+  if (!g) {
+    if (!a->g_borrowed) return CLUE_OK;
+    own = aligned_alloc(64, (bytes + 64) / 64 * 64);
+    if (!own)
+      return clue_fail(err, CLUE_ENOMEM, "arena: out of memory for %lld gradients",
+                       (long long)a->n);
+    g = own;
+  }
+  if (g == a->g) return CLUE_OK;
+  if (a->g) memcpy(g, a->g, bytes);
+  if (!a->g_borrowed) free(a->g);
+  a->g = g;
+  a->g_borrowed = own == NULL;
+  return CLUE_OK;
+}
+
 void clue_arena_release(clue_arena *a) {
   free(a->w);
-  free(a->g);
+  if (!a->g_borrowed) free(a->g);
   free(a->t);
   memset(a, 0, sizeof *a);
 }

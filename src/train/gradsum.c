@@ -2,6 +2,7 @@
  * MPI-3 window (see gradsum.h), else MPI_Allreduce. */
 #include "clue/gradsum.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,10 @@ struct clue_gradsum {
                       the sums use MPI_Allreduce */
   MPI_Win win;
   real **slot;     /* (size) slot q: n_max values of rank q in the window */
+  real **view;     /* (size) the slots at the offset of the current sum */
   int64_t n_max;
+  clue_arena *attached[4]; /* arenas whose gradients live in this rank's slot */
+  int n_attached;
 };
 
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
@@ -45,13 +49,15 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     wrc = MPI_Win_allocate_shared(bytes, (int)sizeof(real), MPI_INFO_NULL, node, &mine,
                                   &g->win);
     g->slot = calloc((size_t)comm->size, sizeof *g->slot);
-    ok = wrc == MPI_SUCCESS && g->slot;
+    g->view = calloc((size_t)comm->size, sizeof *g->view);
+    ok = wrc == MPI_SUCCESS && g->slot && g->view;
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node);
   }
   if (!ok) { /* not one node, or no window: MPI_Allreduce */
     if (wrc == MPI_SUCCESS) MPI_Win_free(&g->win);
     free(g->slot);
-    g->slot = NULL;
+    free(g->view);
+    g->slot = g->view = NULL;
     MPI_Comm_free(&node);
     *out = g;
     return CLUE_OK;
@@ -67,14 +73,38 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
   return CLUE_OK;
 }
 
+int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
+                        clue_err *err) {
+  if (g->node == MPI_COMM_NULL) return CLUE_OK;
+  int64_t need = 0;
+  for (int i = 0; i < n_arenas; i++) need += arenas[i]->n;
+  if (need > g->n_max || n_arenas > (int)(sizeof g->attached / sizeof g->attached[0]))
+    return clue_fail(err, CLUE_EINVAL, "gradient sums: %lld values do not fit in %lld",
+                     (long long)need, (long long)g->n_max);
+  real *at = g->slot[g->comm.rank];
+  for (int i = 0; i < n_arenas; i++) { /* cannot fail: the buffer is given */
+    clue_arena_use_grad(arenas[i], at, err);
+    g->attached[g->n_attached++] = arenas[i];
+    at += arenas[i]->n;
+  }
+  MPI_Barrier(g->node);
+  return CLUE_OK;
+}
+
 void clue_gradsum_free(clue_gradsum *g) {
   if (!g) return;
+  for (int i = 0; i < g->n_attached; i++) {
+    clue_err err;
+    clue_arena *a = g->attached[i];
+    if (clue_arena_use_grad(a, NULL, &err) != CLUE_OK) a->g = NULL, a->g_borrowed = false;
+  }
   if (g->node != MPI_COMM_NULL) {
     MPI_Win_unlock_all(g->win);
     MPI_Win_free(&g->win);
     MPI_Comm_free(&g->node);
   }
   free(g->slot);
+  free(g->view);
   free(g);
 }
 
@@ -87,16 +117,23 @@ static int64_t slice_begin(int64_t n, int size, int r) {
   return b < n ? b : n;
 }
 
-/* out[i] = mine[i] = Σ_q slot[q][i] over [b, e), q in rank order. */
-static void sum_slice(real *const *slot, int size, int64_t b, int64_t e, real *restrict out,
-                      real *restrict mine) {
-  const real *restrict s0 = slot[0];
-  for (int64_t i = b; i < e; i++) out[i] = s0[i];
-  for (int q = 1; q < size; q++) {
-    const real *restrict s = slot[q];
-    for (int64_t i = b; i < e; i++) out[i] += s[i];
+/* out[i] = mine[i] = Σ_q slot[q][i] over [b, e), q in rank order; out or mine may
+ * be slot[r] itself (the sums go through a small buffer). */
+static void sum_slice(real *const *slot, int size, int64_t b, int64_t e, real *out,
+                      real *mine) {
+  enum { BLOCK = 1024 };
+  real acc[BLOCK];
+  for (int64_t i0 = b; i0 < e; i0 += BLOCK) {
+    int m = (int)(e - i0 < BLOCK ? e - i0 : BLOCK);
+    const real *restrict s0 = slot[0] + i0;
+    for (int i = 0; i < m; i++) acc[i] = s0[i];
+    for (int q = 1; q < size; q++) {
+      const real *restrict s = slot[q] + i0;
+      for (int i = 0; i < m; i++) acc[i] += s[i];
+    }
+    memcpy(out + i0, acc, (size_t)m * sizeof(real));
+    if (mine != out) memcpy(mine + i0, acc, (size_t)m * sizeof(real));
   }
-  memcpy(mine + b, out + b, (size_t)(e - b) * sizeof(real));
 }
 
 /* Memory barrier for the window plus a barrier of the node's ranks. */
@@ -117,14 +154,34 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
     return;
   }
   int P = c->size, r = c->rank;
-  node_sync(g); /* every rank is done reading the slots of the previous sum */
-  memcpy(g->slot[r], buf, (size_t)n * sizeof(real));
-  node_sync(g);
-  sum_slice(g->slot, P, slice_begin(n, P, r), slice_begin(n, P, r + 1), buf, g->slot[r]);
+  /* in place: buf is already in this rank's slot, at the same offset on every rank */
+  uintptr_t at = (uintptr_t)buf, mine = (uintptr_t)g->slot[r];
+  bool in_place = at >= mine && at + (uintptr_t)n * sizeof(real) <=
+                                    mine + (uintptr_t)g->n_max * sizeof(real);
+  int64_t off = in_place ? (int64_t)((at - mine) / sizeof(real)) : 0;
+  real **view = g->view;
+  if (!in_place && g->n_attached > 0) { /* the slot holds attached gradients */
+    if (sizeof(real) == sizeof(double))
+      clue_comm_sum_double(c, (double *)buf, (size_t)n);
+    else
+      clue_comm_sum_float(c, (float *)buf, (size_t)n);
+    return;
+  }
+  if (in_place) {
+    for (int q = 0; q < P; q++) view[q] = g->slot[q] + off;
+    node_sync(g); /* every rank's gradients are complete */
+  } else {
+    for (int q = 0; q < P; q++) view[q] = g->slot[q];
+    node_sync(g); /* every rank is done reading the slots of the previous sum */
+    memcpy(g->slot[r], buf, (size_t)n * sizeof(real));
+    node_sync(g);
+  }
+  sum_slice(view, P, slice_begin(n, P, r), slice_begin(n, P, r + 1), buf, view[r]);
   node_sync(g);
   for (int q = 0; q < P; q++) {
     if (q == r) continue;
     int64_t b = slice_begin(n, P, q), e = slice_begin(n, P, q + 1);
-    memcpy(buf + b, g->slot[q] + b, (size_t)(e - b) * sizeof(real));
+    memcpy(buf + b, view[q] + b, (size_t)(e - b) * sizeof(real));
   }
+  if (in_place) node_sync(g); /* nobody reads this slot while it is written again */
 }

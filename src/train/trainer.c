@@ -570,8 +570,10 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   int rc = setup(&t, err);
   rc = clue_comm_agree(comm, rc, err);
   if (rc == CLUE_OK) {
-    int64_t n = t.ck.model->gen.n > t.ck.model->disc.n ? t.ck.model->gen.n : t.ck.model->disc.n;
-    rc = clue_gradsum_new(comm, n, true, &t.gsum, err);
+    clue_model *m = t.ck.model;
+    clue_arena *arenas[2] = {&m->gen, &m->disc};
+    rc = clue_gradsum_new(comm, m->gen.n + m->disc.n, true, &t.gsum, err);
+    if (rc == CLUE_OK) rc = clue_gradsum_attach(t.gsum, arenas, 2, err);
   }
   if (rc == CLUE_OK) {
     free(t.ck.config_yaml); /* the checkpoint records the config of this run */
