@@ -2,9 +2,10 @@
  * training step, identical bits on every rank.
  *
  * When every rank of the communicator runs on one node, the sum goes through an
- * MPI-3 shared-memory window: each rank copies its buffer into its slot, sums one
- * slice of all slots (in rank order), and copies the other ranks' summed slices
- * back — three barriers and memory-speed copies. Open MPI's shared-memory
+ * MPI-3 shared-memory window: each rank copies its buffer into its slot (unless the
+ * buffer already lives there: clue_gradsum_attach), sums one slice of all slots (in
+ * rank order), and copies the other ranks' summed slices back — three barriers and
+ * memory-speed copies. Open MPI's shared-memory
  * transport without a single-copy mechanism (containers) moves a large
  * MPI_Allreduce through small buffers, fragment by fragment, each waiting for the
  * other rank: several times slower for the 56 MB of a Multiome step (bench/).
