@@ -35,6 +35,7 @@ typedef struct trainer {
   char ckpt_path[CLUE_PATH_MAX + 32];
   char log_path[CLUE_PATH_MAX + 32];
   double last_checkpoint; /* time of the last checkpoint written */
+  double last_print;      /* time of the last epoch line printed */
   int64_t ckpt_step;      /* step of the checkpoint on disk (−1: none yet) */
   real *buf_backup;       /* (model->buf.n) train.on_nan=skip: BatchNorm statistics
                              before the step, restored when the step is dropped */
@@ -386,7 +387,14 @@ static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const cl
                       bool has_val, double seconds, double cells_per_s, const char *note) {
   if (t->comm->rank != 0) return;
   const clue_config *cfg = t->cfg;
-  if (!t->opts->quiet) {
+  /* short epochs: a line at most every PRINT_SECONDS, plus the first, the last and
+   * those with an event other than a new best (log.jsonl has every epoch) */
+  const double PRINT_SECONDS = 2.0;
+  bool event = note[0] && strcmp(note, "best") != 0;
+  bool show = epoch == 1 || t->ck.state.finished || event ||
+              now_seconds() - t->last_print >= PRINT_SECONDS;
+  if (!t->opts->quiet && show) {
+    t->last_print = now_seconds();
     printf("epoch %lld/%lld  step %lld  train gen %.4f dsc %.4f", (long long)epoch,
            (long long)last_epoch(t), (long long)t->ck.state.step, tr->gen, tr->dsc);
     for (int k = 0; k < cfg->n_mod; k++) printf(" %s %.4f", cfg->mod[k].name, tr->nll[k]);
