@@ -57,6 +57,8 @@ rank_pids() { pgrep -f "config $tmp/$1.yaml" | while read -r p; do
 config kill
 $mpi -n 3 "$CLUE_BIN" train --config "$tmp/kill.yaml" --quiet >kill.out 2>kill.err & job=$!
 wait_epochs kill 1 || fail "SIGKILL: training did not start"
+# the epoch's line comes before its checkpoint: wait for the file as well
+for _ in $(seq 1 600); do [ -f kill/checkpoint.h5 ] && break; sleep 0.1; done
 victim=$(rank_pids kill | sed -n 2p)
 [ -n "$victim" ] || fail "SIGKILL: no rank process found"
 t0=$(date +%s)

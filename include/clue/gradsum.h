@@ -23,6 +23,15 @@
 
 typedef struct clue_gradsum clue_gradsum;
 
+/* Collective. buf (n values of the network's float type) ← Σ over ranks, through
+ * MPI_Allreduce. */
+static inline void clue_sum_real_mpi(const clue_comm *c, real *buf, int64_t n) {
+  if (sizeof(real) == sizeof(double))
+    clue_comm_sum_double(c, (double *)buf, (size_t)n);
+  else
+    clue_comm_sum_float(c, (float *)buf, (size_t)n);
+}
+
 /* Collective. Prepares sums of buffers of up to n_max values; use_shared = false
  * always uses MPI_Allreduce (for comparisons). Failing to make the window is not
  * an error: the sums then use MPI_Allreduce. */

@@ -96,7 +96,10 @@ void clue_gradsum_free(clue_gradsum *g) {
   for (int i = 0; i < g->n_attached; i++) {
     clue_err err;
     clue_arena *a = g->attached[i];
-    if (clue_arena_use_grad(a, NULL, &err) != CLUE_OK) a->g = NULL, a->g_borrowed = false;
+    if (clue_arena_use_grad(a, NULL, &err) != CLUE_OK) { /* no memory: no gradients */
+      a->g = NULL;
+      a->g_borrowed = false;
+    }
   }
   if (g->node != MPI_COMM_NULL) {
     MPI_Win_unlock_all(g->win);
@@ -147,10 +150,7 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   const clue_comm *c = &g->comm;
   if (c->size == 1 || n <= 0) return;
   if (g->node == MPI_COMM_NULL || n > g->n_max) {
-    if (sizeof(real) == sizeof(double))
-      clue_comm_sum_double(c, (double *)buf, (size_t)n);
-    else
-      clue_comm_sum_float(c, (float *)buf, (size_t)n);
+    clue_sum_real_mpi(c, buf, n);
     return;
   }
   int P = c->size, r = c->rank;
@@ -161,10 +161,7 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   int64_t off = in_place ? (int64_t)((at - mine) / sizeof(real)) : 0;
   real **view = g->view;
   if (!in_place && g->n_attached > 0) { /* the slot holds attached gradients */
-    if (sizeof(real) == sizeof(double))
-      clue_comm_sum_double(c, (double *)buf, (size_t)n);
-    else
-      clue_comm_sum_float(c, (float *)buf, (size_t)n);
+    clue_sum_real_mpi(c, buf, n);
     return;
   }
   if (in_place) {

@@ -230,10 +230,8 @@ static void sum_real(const clue_comm *c, clue_gradsum *gs, real *buf, int64_t n)
   clue_prof_bytes(true, c->size > 1 ? (double)n * sizeof(real) : 0);
   if (gs)
     clue_gradsum_sum(gs, buf, n);
-  else if (sizeof(real) == sizeof(double))
-    clue_comm_sum_double(c, (double *)buf, (size_t)n);
   else
-    clue_comm_sum_float(c, (float *)buf, (size_t)n);
+    clue_sum_real_mpi(c, buf, n);
   clue_prof_pop();
 }
 
