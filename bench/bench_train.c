@@ -34,7 +34,6 @@
 #include "clue/dataset.h"
 #include "clue/model.h"
 #include "clue/optim.h"
-#include "clue/plan.h"
 #include "clue/prof.h"
 #include "clue/rng.h"
 #include "clue/sim.h"
@@ -642,36 +641,36 @@ static int run_load(const bench_args *a, const clue_comm *c) {
   clue_comm_max_double(c, &mn, 1);
   mn = -mn;
   clue_comm_sum_double(c, &bsum, 1);
-  /* Per-cell metadata every rank holds: the dataset's global arrays and the
-   * training plan `clue train` builds on top (split, epoch order, filler pools). */
+  /* Per-cell metadata a rank holds after loading: its own cells' names, file
+   * rows, local rows and batch codes (nothing per cell of the whole data set;
+   * the training plan adds its filler candidates, 8 bytes per local cell and
+   * modality). Reported for the rank holding the most. */
   double names = 0;
-  for (int64_t i = 0; i < d->n_cells; i++) names += (double)strlen(d->cell_names->s[i]) + 1;
-  double meta = (double)d->n_cells * (8.0 * d->n_mod + 4.0 + 8.0) + names;
-  clue_plan *plan = NULL;
-  if (clue_plan_new(d, 128, 0.1, 0, &plan, &err) == CLUE_OK) {
-    meta += 8.0 * (double)(plan->n_train + plan->n_val) + 8.0 * (double)plan->n_train;
-    for (int k = 0; k < d->n_mod; k++) meta += 8.0 * (double)plan->n_pool[k];
-    clue_plan_free(plan);
-  }
+  for (int64_t i = 0; i < d->local_names->n; i++)
+    names += (double)strlen(d->local_names->s[i]) + 1 + sizeof(char *);
+  double meta = local * (16.0 * d->n_mod + 4.0 + 8.0 * d->n_mod) + names;
+  clue_comm_max_double(c, &meta, 1);
+  clue_comm_max_double(c, &names, 1);
   double mib = peak_mib(c);
-  double per_m = meta / ((double)d->n_cells / 1e6);
+  double per_cell = meta / (mx > 0 ? mx : 1);
   if (c->rank == 0) {
     printf("\n== load %s on %d rank(s): %lld cells in %.2f s: %.0f cells/s in all, %.0f "
            "cells/s per rank; %.0f MB read (%.0f MB/s); cells per rank %.0f..%.0f\n"
-           "per-cell metadata on every rank (dataset + training plan): %.1f MB = %.1f MB per "
-           "million cells (cell names %.1f MB); peak RSS/rank %.0f MiB\n",
+           "per-cell metadata of the fullest rank (its own cells only; dataset + training "
+           "plan): %.1f MB = %.0f bytes per local cell (cell names %.1f MB); peak RSS/rank "
+           "%.0f MiB\n",
            a->load, c->size, (long long)d->n_cells, t, d->n_cells / t,
            d->n_cells / t / c->size, bsum / 1e6, bsum / 1e6 / t, mn, mx, meta / 1e6,
-           per_m / 1e6, names / 1e6, mib);
+           per_cell, names / 1e6, mib);
     if (a->json) {
       FILE *f = fopen(a->json, "a");
       if (f) {
         fprintf(f, "{\"label\": \"%s\", \"load\": \"%s\", \"ranks\": %d, \"cells\": %lld, "
                    "\"seconds\": %.4f, \"cells_per_s\": %.1f, \"cells_per_s_per_rank\": %.1f, "
                    "\"bytes_read\": %.0f, \"metadata_bytes_per_rank\": %.0f, "
-                   "\"metadata_bytes_per_million_cells\": %.0f, \"peak_rss_mib\": %.1f}\n",
+                   "\"metadata_bytes_per_local_cell\": %.0f, \"peak_rss_mib\": %.1f}\n",
                 a->label ? a->label : "", a->load, c->size, (long long)d->n_cells, t,
-                d->n_cells / t, d->n_cells / t / c->size, bsum, meta, per_m, mib);
+                d->n_cells / t, d->n_cells / t / c->size, bsum, meta, per_cell, mib);
         fclose(f);
       }
     }
@@ -680,7 +679,7 @@ static int run_load(const bench_args *a, const clue_comm *c) {
       if (f) {
         fprintf(f, "| %s | %d | %lld | %.2f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
                 a->label ? a->label : "load", c->size, (long long)d->n_cells, t,
-                d->n_cells / t, d->n_cells / t / c->size, bsum / 1e6 / t, per_m / 1e6, mib);
+                d->n_cells / t, d->n_cells / t / c->size, bsum / 1e6 / t, per_cell, mib);
         fclose(f);
       }
     }

@@ -219,7 +219,7 @@ EOF
       echo
       echo "## 1,000,000 simulated cells (RNA 2,000 + ADT 134, $size MB of .h5ad; simulated in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b - a}') s on 2 ranks)"
       echo
-      echo "| load | ranks | cells | s | cells/s | cells/s/rank | MB/s | metadata MB per 10^6 cells (per rank) | peak RSS MiB/rank |"
+      echo "| load | ranks | cells | s | cells/s | cells/s/rank | MB/s | metadata bytes per local cell (fullest rank) | peak RSS MiB/rank |"
       echo "|---|---|---|---|---|---|---|---|---|"
     } >>"$md"
     for np in 1 2; do

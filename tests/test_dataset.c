@@ -2,7 +2,8 @@
  * same order, with the same values as a one-process read (per-cell checksums
  * gathered to every rank), on every shared data set and on generated
  * partially paired fixtures (separate .h5ad files, .h5mu with and without
- * obsmap); train/test selection; batch codes merged across modalities; each
+ * obsmap); each rank holds the names, batch codes and file rows of its own
+ * cells only (gathered here to compare); train/test selection; batch codes merged across modalities; each
  * rank reads its shard's bytes (plus indptr) and no more; more ranks than
  * cells.
  *
@@ -62,6 +63,60 @@ static double *all_checksums(const clue_dataset *d, const clue_comm *comm) {
   return s;
 }
 
+/* Every cell's name, batch code and file rows, gathered from the ranks that
+ * hold them (the dataset keeps only its own cells' metadata). */
+typedef struct view {
+  clue_strings *names; /* (n_cells) */
+  int32_t *batch;      /* (n_cells) */
+  int64_t *file_row;   /* (n_cells × n_mod) */
+} view;
+
+/* Collective over comm. */
+static view gather_view(const clue_dataset *d, const clue_comm *comm) {
+  int64_t n = d->n_cells, nl = d->local_end - d->local_begin, K = d->n_mod;
+  assert_int_equal(d->local_names->n, nl);
+  int64_t *num = calloc((size_t)(n * (K + 1)) + 1, sizeof *num); /* batch, rows + 1 */
+  int *len = calloc((size_t)n + 1, sizeof *len);
+  for (int64_t i = 0; i < nl; i++) {
+    int64_t c = d->local_begin + i;
+    num[c * (K + 1)] = d->local_batch[i];
+    for (int k = 0; k < K; k++) num[c * (K + 1) + 1 + k] = d->local_file_row[i * K + k] + 1;
+    len[c] = (int)strlen(d->local_names->s[i]) + 1;
+  }
+  clue_comm_sum_int64(comm, num, (size_t)(n * (K + 1)));
+  MPI_Allreduce(MPI_IN_PLACE, len, (int)n, MPI_INT, MPI_SUM, comm->comm);
+  int total = 0, *counts = calloc((size_t)comm->size, sizeof *counts);
+  int *disp = calloc((size_t)comm->size, sizeof *disp);
+  for (int64_t c = 0; c < n; c++) total += len[c];
+  for (int r = 0; r < comm->size; r++)
+    for (int64_t c = d->rank_begin[r]; c < d->rank_begin[r + 1]; c++) counts[r] += len[c];
+  for (int r = 1; r < comm->size; r++) disp[r] = disp[r - 1] + counts[r - 1];
+  char *mine = malloc((size_t)counts[comm->rank] + 1), *all = malloc((size_t)total + 1);
+  for (int64_t i = 0, at = 0; i < nl; i++) {
+    memcpy(mine + at, d->local_names->s[i], (size_t)len[d->local_begin + i]);
+    at += len[d->local_begin + i];
+  }
+  MPI_Allgatherv(mine, counts[comm->rank], MPI_CHAR, all, counts, disp, MPI_CHAR, comm->comm);
+  const char **ptr = calloc((size_t)n + 1, sizeof *ptr);
+  for (int64_t c = 0, at = 0; c < n; c++) ptr[c] = all + at, at += len[c];
+  clue_err err;
+  view v = {.names = clue_strings_from(ptr, n, &err)};
+  v.batch = calloc((size_t)n + 1, sizeof *v.batch);
+  v.file_row = calloc((size_t)(n * K) + 1, sizeof *v.file_row);
+  for (int64_t c = 0; c < n; c++) {
+    v.batch[c] = (int32_t)num[c * (K + 1)];
+    for (int k = 0; k < K; k++) v.file_row[c * K + k] = num[c * (K + 1) + 1 + k] - 1;
+  }
+  free(num), free(len), free(counts), free(disp), free(mine), free(all), free(ptr);
+  return v;
+}
+
+static void view_free(view *v) {
+  clue_strings_free(v->names);
+  free(v->batch);
+  free(v->file_row);
+}
+
 /* A one-process reference (rank 0 only): checksums and cell names. */
 typedef struct reference {
   int rc;
@@ -84,22 +139,23 @@ static reference reference_load(const clue_config *cfg, clue_cells cells) {
   }
   ref.n = d->n_cells;
   ref.sum = all_checksums(d, &self);
-  ref.names = d->cell_names;
-  ref.batch = d->batch;
-  d->cell_names = NULL;
-  d->batch = NULL;
+  view v = gather_view(d, &self);
+  ref.names = v.names;
+  ref.batch = v.batch;
+  free(v.file_row);
   clue_dataset_free(d);
   return ref;
 }
 
 /* Rank 0: the parallel load equals the reference, cell by cell. */
-static void compare(const reference *ref, const clue_dataset *d, const double *sum) {
+static void compare(const reference *ref, const clue_dataset *d, const view *v,
+                    const double *sum) {
   if (tu_world().rank != 0) return;
   assert_int_equal(ref->rc, CLUE_OK);
   assert_int_equal(ref->n, d->n_cells);
   for (int64_t c = 0; c < d->n_cells; c++) {
-    assert_string_equal(ref->names->s[c], d->cell_names->s[c]);
-    assert_int_equal(ref->batch[c], d->batch[c]);
+    assert_string_equal(ref->names->s[c], v->names->s[c]);
+    assert_int_equal(ref->batch[c], v->batch[c]);
     TU_CLOSE(ref->sum[c], sum[c], 1e-12);
   }
 }
@@ -128,13 +184,13 @@ static void check_partition(const clue_dataset *d, const clue_comm *comm) {
 /* Fixture values; rna (modality 0) holds cells [lo0, hi0), adt [lo1, hi1). */
 static void check_values_in(const clue_dataset *d, int lo0, int hi0, int lo1, int hi1) {
   for (int64_t c = d->local_begin; c < d->local_end; c++) {
-    int g = tu_cell(d->cell_names->s[c]);
     int64_t i = c - d->local_begin;
+    int g = tu_cell(d->local_names->s[i]);
     for (int k = 0; k < 2; k++) {
       int64_t r = d->local_row[i * 2 + k];
       bool has = k == 0 ? (lo0 <= g && g < hi0) : (lo1 <= g && g < hi1);
       assert_int_equal(r >= 0, has);
-      assert_int_equal(d->file_row[c * 2 + k] >= 0, has);
+      assert_int_equal(d->local_file_row[i * 2 + k] >= 0, has);
       if (!has) continue;
       const clue_csr *x = d->mod[k].x;
       double row[16] = {0};
@@ -151,8 +207,9 @@ static void check_fixture_values(const clue_dataset *d) {
   check_values_in(d, 0, 30, 10, 40);
 }
 
-/* Loads cfg on the world and checks it against a one-process load. */
-static clue_dataset *load_and_compare(const clue_config *cfg, clue_cells cells) {
+/* Loads cfg on the world and checks it against a one-process load; *v (when
+ * not NULL) receives the gathered metadata of every cell. */
+static clue_dataset *load_and_compare(const clue_config *cfg, clue_cells cells, view *vout) {
   clue_comm world = tu_world();
   reference ref = reference_load(cfg, cells);
   clue_err err;
@@ -160,20 +217,25 @@ static clue_dataset *load_and_compare(const clue_config *cfg, clue_cells cells) 
   int rc = clue_dataset_load(cfg, cells, &world, &d, &err);
   TU_OK(rc, &err);
   double *sum = all_checksums(d, &world);
+  view v = gather_view(d, &world);
   check_partition(d, &world);
-  compare(&ref, d, sum);
+  compare(&ref, d, &v, sum);
   free(sum);
   reference_free(&ref);
+  if (vout)
+    *vout = v;
+  else
+    view_free(&v);
   return d;
 }
 
-static void check_batches(const clue_dataset *d) {
+static void check_batches(const clue_dataset *d, const view *v) {
   const char *names[] = {"b0", "b1", "b2", "nan"};
   assert_int_equal(d->n_batches, 4);
   for (int b = 0; b < 4; b++) assert_string_equal(d->batch_names->s[b], names[b]);
   for (int64_t c = 0; c < d->n_cells; c++) {
-    int g = tu_cell(d->cell_names->s[c]);
-    assert_int_equal(d->batch[c], g == 3 ? 3 : g % 3);
+    int g = tu_cell(v->names->s[c]);
+    assert_int_equal(v->batch[c], g == 3 ? 3 : g % 3);
   }
 }
 
@@ -181,23 +243,26 @@ static void test_partial_files(void **state) {
   (void)state;
   if (!tu_h5ad_fixtures()) skip();
   clue_config cfg = pair_config("pair_rna.h5ad", "pair_adt.h5ad");
-  clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_ALL);
+  view v;
+  clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_ALL, &v);
   assert_int_equal(d->n_cells, TU_N_OBS);
   for (int64_t c = 0; c < d->n_cells; c++) /* rna's order, then adt-only cells */
-    assert_int_equal(tu_cell(d->cell_names->s[c]), c < 30 ? c : 39 - (c - 30));
+    assert_int_equal(tu_cell(v.names->s[c]), c < 30 ? c : 39 - (c - 30));
   assert_int_equal(d->mod[0].n_cells, 30);
   assert_int_equal(d->mod[1].n_cells, 30);
   assert_int_equal(d->mod[1].n_features, TU_N_VAR2);
   assert_string_equal(d->mod[1].var_names->s[4], "p04");
-  check_batches(d);
+  check_batches(d, &v);
   check_fixture_values(d);
+  view_free(&v);
   clue_dataset_free(d);
   const clue_cells which[] = {CLUE_CELLS_TRAIN, CLUE_CELLS_TEST};
   for (int t = 0; t < 2; t++) {
-    d = load_and_compare(&cfg, which[t]);
+    d = load_and_compare(&cfg, which[t], &v);
     assert_int_equal(d->n_cells, t ? 8 : 32);
     for (int64_t c = 0; c < d->n_cells; c++)
-      assert_int_equal(tu_cell(d->cell_names->s[c]) % 5 == 0, t == 1);
+      assert_int_equal(tu_cell(v.names->s[c]) % 5 == 0, t == 1);
+    view_free(&v);
     assert_int_equal(d->n_batches, 4); /* codes do not depend on the selection */
     check_fixture_values(d);
     clue_dataset_free(d);
@@ -211,12 +276,13 @@ static void test_h5mu(void **state) {
   for (int k = 0; k < 2; k++) {
     clue_config cfg = pair_config(NULL, NULL);
     snprintf(cfg.h5mu_file, sizeof cfg.h5mu_file, "%s", tu_fixture(files[k]));
-    clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_ALL);
+    view v;
+    clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_ALL, &v);
     assert_int_equal(d->n_cells, TU_N_OBS);
     for (int64_t c = 0; c < d->n_cells; c++) /* obsmap: global order */
-      assert_int_equal(tu_cell(d->cell_names->s[c]),
-                       k == 0 || c < 30 ? c : 39 - (c - 30));
-    check_batches(d);
+      assert_int_equal(tu_cell(v.names->s[c]), k == 0 || c < 30 ? c : 39 - (c - 30));
+    check_batches(d, &v);
+    view_free(&v);
     check_fixture_values(d);
     clue_dataset_free(d);
   }
@@ -282,12 +348,12 @@ static void test_shared_data(void **state) {
       add_mod(&cfg, names[k], files[k],
               strcmp(names[k], "atac") ? CLUE_LIK_NB : CLUE_LIK_BERNOULLI);
     snprintf(cfg.split_key, sizeof cfg.split_key, "split");
-    clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_ALL);
+    clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_ALL, NULL);
     assert_true(d->n_cells > 0);
     for (int k = 0; k < n; k++) assert_int_equal(d->mod[k].n_cells, d->n_cells);
     check_bytes(d);
     clue_dataset_free(d);
-    d = load_and_compare(&cfg, CLUE_CELLS_TEST);
+    d = load_and_compare(&cfg, CLUE_CELLS_TEST, NULL);
     assert_true(d->n_cells > 0);
     clue_dataset_free(d);
     done++;
@@ -300,9 +366,11 @@ static void test_more_ranks_than_cells(void **state) {
   (void)state;
   if (!tu_h5ad_fixtures()) skip();
   clue_config cfg = pair_config("tiny_rna.h5ad", "tiny_adt.h5ad");
-  clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_TEST);
+  view v;
+  clue_dataset *d = load_and_compare(&cfg, CLUE_CELLS_TEST, &v);
   assert_int_equal(d->n_cells, 1);
-  assert_string_equal(d->cell_names->s[0], "c00");
+  assert_string_equal(v.names->s[0], "c00");
+  view_free(&v);
   int64_t mine = d->local_end - d->local_begin, total = mine;
   clue_comm world = tu_world();
   clue_comm_sum_int64(&world, &total, 1);

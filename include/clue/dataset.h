@@ -2,9 +2,10 @@
  * modalities by obs names, a subset selected (train/test split), the selection
  * partitioned over ranks balanced by nonzeros, and this rank's shard read.
  *
- * Global metadata (which cell has which modality, its row in each file, its
- * batch) is held by every rank: 8 bytes per cell and modality plus 4 per cell.
- * Counts are held only for the rank's own cells. */
+ * Rank 0 pairs and selects the cells while loading (it alone holds the names
+ * of every cell for that time) and hands each rank the metadata of its own
+ * cells: after loading, no rank holds anything per cell of the whole data set,
+ * only its shard (names, file rows, batch codes, counts) and O(ranks) layout. */
 #ifndef CLUE_DATASET_H
 #define CLUE_DATASET_H
 
@@ -58,15 +59,17 @@ typedef struct clue_dataset {
   int n_mod;
   clue_dataset_mod mod[CLUE_MAX_MOD];
   int64_t n_cells;          /* selected cells, global, in pairing order */
-  int64_t *file_row;        /* (n_cells × n_mod) row in modality k's file, −1 absent */
-  int32_t *batch;           /* (n_cells) batch code in [0, n_batches); 0 without batch_key */
   int n_batches;            /* ≥ 1 */
   clue_strings *batch_names; /* (n_batches); "" when there is no batch_key */
-  clue_strings *cell_names; /* (n_cells) */
   int n_ranks;              /* size of the communicator the dataset was loaded on */
   int64_t *rank_begin;      /* (n_ranks + 1): rank r owns cells [rank_begin[r], rank_begin[r+1]) */
   int64_t local_begin, local_end; /* this rank's cells */
   int64_t *local_row;       /* ((local_end − local_begin) × n_mod): row in mod[k].x, −1 */
+  int64_t *local_file_row;  /* ((local_end − local_begin) × n_mod): row in modality k's
+                               file, −1 absent */
+  int32_t *local_batch;     /* (local_end − local_begin) batch code in [0, n_batches);
+                               0 without batch_key */
+  clue_strings *local_names; /* (local_end − local_begin) cell names */
   int64_t bytes_read;       /* matrix bytes this rank read (data + indices + indptr) */
 } clue_dataset;
 

@@ -2,8 +2,9 @@
  * the validation split, the epoch's row order, filler cells for missing
  * modalities, and the assembly of this rank's part of a minibatch.
  *
- * All randomness comes from counter-based streams keyed by the seed, the epoch
- * and the global cell index, so the plan does not depend on the number of ranks. */
+ * All randomness comes from counter-based streams and computed permutations keyed
+ * by the seed, the epoch and the global cell index, so the plan does not depend
+ * on the number of ranks, and no rank holds a per-cell array of the whole data. */
 #ifndef CLUE_PLAN_H
 #define CLUE_PLAN_H
 
@@ -12,6 +13,7 @@
 #include "clue/dataset.h"
 #include "clue/error.h"
 #include "clue/model.h"
+#include "clue/perm.h"
 
 typedef struct clue_plan {
   int n_mod;
@@ -19,18 +21,25 @@ typedef struct clue_plan {
   uint64_t seed;
   int64_t n_cells;         /* cells of the dataset (global) */
   int64_t n_train, n_val;
-  int64_t *train;          /* (n_train) cell indices used for gradient steps, ascending */
-  int64_t *val;            /* (n_val) cell indices held out for validation, ascending */
-  int64_t n_pool[CLUE_K];  /* training cells having modality k */
-  int64_t *pool[CLUE_K];   /* (n_pool[k]) those cells, ascending: filler candidates */
-  int64_t *order;          /* (n_train) this epoch's order of train */
-  int64_t order_epoch;     /* epoch the order was drawn for (−1: none yet) */
+  clue_perm split;         /* cell c is validation iff split(c) < n_val */
+  int n_ranks, rank;
+  int64_t n_pool[CLUE_K];  /* training cells having modality k (global) */
+  int64_t *pool_begin[CLUE_K]; /* (n_ranks + 1): rank r holds pool entries
+                                  [pool_begin[r], pool_begin[r+1]) */
+  int64_t *local_pool[CLUE_K]; /* this rank's pool entries: its training cells
+                                  having modality k, ascending */
+  clue_perm order;         /* this epoch's order of the training cells */
+  int64_t order_epoch;     /* epoch the order was made for (−1: none yet) */
+  int64_t *cells;          /* (B) workspace: the cells of the minibatch */
+  unsigned char *has;      /* (B × n_mod) workspace: which modalities they have */
 } clue_plan;
 
-/* Splits the dataset's cells into train and validation (a seeded permutation;
- * round(val_split · n) validation cells, at most n − 1) and lists filler pools. */
+/* Collective. Splits the dataset's cells into train and validation (a keyed
+ * permutation of the cells: round(val_split · n) validation cells, at most
+ * n − 1) and lists this rank's filler candidates. Memory: O(local cells + ranks),
+ * nothing proportional to the whole dataset; the same on any number of ranks. */
 int clue_plan_new(const clue_dataset *d, int batch_size, double val_split, uint64_t seed,
-                  clue_plan **out, clue_err *err);
+                  const clue_comm *comm, clue_plan **out, clue_err *err);
 void clue_plan_free(clue_plan *p);
 
 /* Gradient steps per epoch: ⌊n_train / B⌋ (last partial batch dropped) when
@@ -40,8 +49,16 @@ int64_t clue_plan_steps_per_epoch(const clue_plan *p);
 /* Validation minibatches: ⌈n_val / B⌉ (0 without validation cells). */
 int64_t clue_plan_val_batches(const clue_plan *p);
 
-/* The filler cell standing in for modality k of cell c in an epoch. */
-int64_t clue_plan_filler(const clue_plan *p, int64_t epoch, int64_t c, int k);
+/* Global cell at position `pos` of an epoch's training order (pos < n_train). */
+int64_t clue_plan_train_cell(clue_plan *p, int64_t epoch, int64_t pos);
+
+/* Global cell at position `pos` of the validation order (pos < n_val). */
+int64_t clue_plan_val_cell(const clue_plan *p, int64_t pos);
+
+/* Global index into the filler pool of modality k for cell c in an epoch
+ * (−1 when no training cell has modality k); the cell is held by the rank whose
+ * pool_begin range contains it. */
+int64_t clue_plan_filler_index(const clue_plan *p, int64_t epoch, int64_t c, int k);
 
 /* Model inputs of this rank's cells: encoder inputs and decoder targets of the
  * local rows of every modality (row r of modality k = r-th local cell with k). */
@@ -52,10 +69,12 @@ typedef struct clue_inputs {
   clue_csr *target[CLUE_K]; /* (local rows × F_k) */
 } clue_inputs;
 
-/* Collective only through the dataset layout (not MPI). Fills this rank's part
- * of minibatch `step` of an epoch (train: position in the epoch's order; val:
- * the b-th block of validation cells) into mb. Returns the number of global rows. */
+/* Collective (one allreduce of B × n_mod bytes). Fills this rank's part of
+ * minibatch `step` of an epoch (train: positions step·B … of the epoch's order;
+ * val: the step-th block of the validation order) into mb: the rows of the cells
+ * it holds and of the filler cells it holds. Returns the number of global rows. */
 int clue_plan_fill(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
-                   int64_t epoch, int64_t step, int validation, clue_minibatch *mb);
+                   int64_t epoch, int64_t step, int validation, const clue_comm *comm,
+                   clue_minibatch *mb);
 
 #endif

@@ -113,39 +113,44 @@ static int check_modalities(const clue_config *cfg, const clue_ckpt *ck, const c
   return CLUE_OK;
 }
 
-static int cmp_pair(const void *a, const void *b) {
-  const int64_t *x = a, *y = b;
-  return (x[0] > y[0]) - (x[0] < y[0]);
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
 }
 
-/* Output order of modality k: selected cells having it, by row in its file.
- * out_rows (n_out) = file rows in that order; out_idx (n_cells) = output index. */
-static int output_order(const clue_dataset *d, int k, int64_t **out_rows, int64_t *n_out,
-                        int64_t **out_idx, clue_err *err) {
-  int K = d->n_mod;
-  int64_t *pairs = clue_malloc((size_t)(2 * d->n_cells + 2) * sizeof *pairs, err);
-  *out_idx = clue_malloc((size_t)(d->n_cells + 1) * sizeof **out_idx, err);
-  *out_rows = clue_malloc((size_t)(d->n_cells + 1) * sizeof **out_rows, err);
-  if (!pairs || !*out_idx || !*out_rows) {
-    free(pairs);
-    return CLUE_ENOMEM;
+/* Collective. Output order of modality k: the selected cells having it, by row
+ * in its file. out_rows (n_out) = those file rows, on every rank; out_idx
+ * (this rank's cells) = output index of each, −1 without the modality. */
+static int output_order(const clue_dataset *d, int k, const clue_comm *comm,
+                        int64_t **out_rows, int64_t *n_out, int64_t **out_idx,
+                        clue_err *err) {
+  int K = d->n_mod, P = comm->size;
+  int64_t nl = d->local_end - d->local_begin, n = d->mod[k].n_cells, m = 0;
+  int64_t *mine = clue_malloc((size_t)(nl + 1) * sizeof *mine, err);
+  int *counts = clue_malloc((size_t)P * sizeof *counts, err);
+  int *disp = clue_malloc((size_t)P * sizeof *disp, err);
+  *out_idx = clue_malloc((size_t)(nl + 1) * sizeof **out_idx, err);
+  *out_rows = clue_malloc((size_t)(n + 1) * sizeof **out_rows, err);
+  int rc = (mine && counts && disp && *out_idx && *out_rows) ? CLUE_OK : CLUE_ENOMEM;
+  if ((rc = clue_comm_agree(comm, rc, err)) == CLUE_OK) {
+    for (int64_t i = 0; i < nl; i++)
+      if (d->local_file_row[i * K + k] >= 0) mine[m++] = d->local_file_row[i * K + k];
+    int mi = (int)m;
+    MPI_Allgather(&mi, 1, MPI_INT, counts, 1, MPI_INT, comm->comm);
+    for (int r = 0, at = 0; r < P; r++) disp[r] = at, at += counts[r];
+    MPI_Allgatherv(mine, mi, MPI_INT64_T, *out_rows, counts, disp, MPI_INT64_T, comm->comm);
+    qsort(*out_rows, (size_t)n, sizeof **out_rows, cmp_i64);
+    for (int64_t i = 0; i < nl; i++) {
+      int64_t r = d->local_file_row[i * K + k];
+      const int64_t *at = r >= 0 ? bsearch(&r, *out_rows, (size_t)n, sizeof r, cmp_i64) : NULL;
+      (*out_idx)[i] = at ? at - *out_rows : -1;
+    }
+    *n_out = n;
   }
-  int64_t n = 0;
-  for (int64_t c = 0; c < d->n_cells; c++) {
-    (*out_idx)[c] = -1;
-    if (d->file_row[c * K + k] < 0) continue;
-    pairs[2 * n] = d->file_row[c * K + k];
-    pairs[2 * n + 1] = c;
-    n++;
-  }
-  qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_pair);
-  for (int64_t j = 0; j < n; j++) {
-    (*out_rows)[j] = pairs[2 * j];
-    (*out_idx)[pairs[2 * j + 1]] = j;
-  }
-  *n_out = n;
-  free(pairs);
-  return CLUE_OK;
+  free(mine);
+  free(counts);
+  free(disp);
+  return rc;
 }
 
 /* Embeds this rank's rows of modality k: (rows × K·d) and their output indices. */
@@ -164,8 +169,8 @@ static int embed_local(const clue_ckpt *ck, clue_work *w, const clue_dataset *d,
   if (!rc) rc = clue_model_embed(ck->model, w, k, enc, x->n_rows, *emb, err);
   free(enc);
   int64_t r = 0;
-  for (int64_t c = d->local_begin; c < d->local_end; c++)
-    if (d->local_row[(c - d->local_begin) * d->n_mod + k] >= 0) (*dest)[r++] = out_idx[c];
+  for (int64_t i = 0; i < d->local_end - d->local_begin; i++)
+    if (d->local_row[i * d->n_mod + k] >= 0) (*dest)[r++] = out_idx[i];
   return rc;
 }
 
@@ -208,7 +213,7 @@ static int embed_modality(const embed_args *a, const clue_ckpt *ck, clue_work *w
   int64_t *out_rows = NULL, *out_idx = NULL, *dest = NULL, n_out = 0, begin = 0, n_block = 0;
   float *emb = NULL, *block = NULL;
   int Kd = ck->model->spec.n_mod * ck->model->spec.latent_dim;
-  int rc = output_order(d, k, &out_rows, &n_out, &out_idx, err);
+  int rc = output_order(d, k, comm, &out_rows, &n_out, &out_idx, err);
   if (!rc) rc = embed_local(ck, w, d, k, out_idx, &emb, &dest, err);
   rc = clue_comm_agree(comm, rc, err);
   if (!rc)

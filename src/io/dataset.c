@@ -1,7 +1,7 @@
 /* dataset.c — loading the cells of a run: open every modality on every rank
- * (MPI-IO), let rank 0 pair and select the cells (dataset_cells.c), split the
- * selection over ranks balanced by nonzeros (every rank reads each indptr),
- * and read each rank's rows: for each modality the file rows of the rank's
+ * (MPI-IO), let rank 0 pair and select the cells (dataset_cells.c) and split
+ * the selection over ranks balanced by nonzeros, hand each rank the metadata
+ * of its own cells only, and read each rank's rows: for each modality the file rows of the rank's
  * cells, sorted for one collective read, then put back in cell order. The
  * values are checked against the likelihood (counts must be finite and
  * non-negative). Every step ends with an agreement, so a failure on any rank
@@ -54,68 +54,163 @@ static int read_var_names(clue_dataset *d, const clue_comm *comm, clue_err *err)
   return rc;
 }
 
-/* Keeps the selected cells of the pairing, in pairing order. */
-static int take_selection(clue_dataset *d, dataset_cells *cells, clue_err *err) {
+/* Rank 0's view of the selected cells while loading, in pairing order. */
+typedef struct selection {
+  int64_t *file_row;  /* (n_cells × n_mod) */
+  int32_t *batch;     /* (n_cells) */
+  const char **names; /* (n_cells) views into the pairing's names */
+} selection;
+
+static void selection_free(selection *s) {
+  free(s->file_row);
+  free(s->batch);
+  free(s->names);
+  memset(s, 0, sizeof *s);
+}
+
+/* Rank 0: the selected cells of the pairing, in pairing order. */
+static int take_selection(clue_dataset *d, const dataset_cells *cells, selection *sel,
+                          clue_err *err) {
   const clue_pairing *p = cells->pairing;
   int nm = d->n_mod;
   int64_t n = 0;
   for (int64_t c = 0; c < p->n_cells; c++) n += cells->keep[c];
   d->n_cells = n;
-  d->file_row = clue_malloc((size_t)(n * nm) * sizeof *d->file_row, err);
-  d->batch = clue_malloc((size_t)n * sizeof *d->batch, err);
-  const char **view = clue_malloc((size_t)n * sizeof *view, err);
-  if (!d->file_row || !d->batch || !view) {
-    free(view);
-    return CLUE_ENOMEM;
-  }
+  sel->file_row = clue_malloc((size_t)(n * nm + 1) * sizeof *sel->file_row, err);
+  sel->batch = clue_malloc((size_t)(n + 1) * sizeof *sel->batch, err);
+  sel->names = clue_malloc((size_t)(n + 1) * sizeof *sel->names, err);
+  if (!sel->file_row || !sel->batch || !sel->names) return CLUE_ENOMEM;
   int64_t i = 0;
   for (int64_t c = 0; c < p->n_cells; c++) {
     if (!cells->keep[c]) continue;
-    memcpy(d->file_row + i * nm, p->row + c * nm, (size_t)nm * sizeof *d->file_row);
-    d->batch[i] = cells->batch[c];
-    view[i++] = p->names->s[c];
+    memcpy(sel->file_row + i * nm, p->row + c * nm, (size_t)nm * sizeof *sel->file_row);
+    sel->batch[i] = cells->batch[c];
+    sel->names[i++] = p->names->s[c];
   }
   for (int k = 0; k < nm; k++)
-    for (int64_t j = 0; j < n; j++) d->mod[k].n_cells += d->file_row[j * nm + k] >= 0;
-  d->cell_names = clue_strings_from(view, n, err);
-  free(view);
-  d->n_batches = cells->n_batches;
-  d->batch_names = cells->batch_names;
-  cells->batch_names = NULL;
-  return d->cell_names ? CLUE_OK : CLUE_ENOMEM;
+    for (int64_t j = 0; j < n; j++) d->mod[k].n_cells += sel->file_row[j * nm + k] >= 0;
+  return CLUE_OK;
 }
 
-/* Collective. Splits the cells over ranks balanced by their nonzeros. */
-static int partition(clue_dataset *d, const clue_config *cfg, const clue_comm *comm,
-                     clue_err *err) {
+/* Collective. Every rank learns the cell counts and the batch categories. */
+static void share_counts(clue_dataset *d, dataset_cells *dc, const clue_comm *comm) {
+  int64_t counts[CLUE_MAX_MOD + 1] = {d->n_cells};
+  for (int k = 0; k < d->n_mod; k++) counts[k + 1] = d->mod[k].n_cells;
+  clue_comm_bcast(comm, counts, sizeof counts, 0);
+  d->n_cells = counts[0];
+  for (int k = 0; k < d->n_mod; k++) d->mod[k].n_cells = counts[k + 1];
+  d->n_batches = dc->n_batches;
+  d->batch_names = dc->batch_names;
+  dc->batch_names = NULL;
+}
+
+/* Collective. Splits the cells over ranks balanced by their nonzeros (rank 0
+ * decides; every rank reads the row lengths, a collective read). */
+static int partition(clue_dataset *d, const clue_config *cfg, const selection *sel,
+                     const clue_comm *comm, clue_err *err) {
   int64_t n = d->n_cells;
-  int64_t *w = clue_calloc((size_t)n, sizeof *w, err);
+  bool root = comm->rank == 0;
+  int64_t *w = root ? clue_calloc((size_t)n + 1, sizeof *w, err) : NULL;
   int64_t *b = clue_malloc((size_t)comm->size * sizeof *b, err);
   int64_t *e = clue_malloc((size_t)comm->size * sizeof *e, err);
   d->rank_begin = clue_malloc((size_t)(comm->size + 1) * sizeof *d->rank_begin, err);
-  int rc =
-      clue_comm_agree(comm, (w && b && e && d->rank_begin) ? CLUE_OK : CLUE_ENOMEM, err);
+  int rc = clue_comm_agree(comm, ((w || !root) && b && e && d->rank_begin) ? CLUE_OK
+                                                                          : CLUE_ENOMEM, err);
   for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) {
     int64_t *nnz = NULL, before = h5ad_bytes_read(d->mod[k].file);
     rc = h5ad_read_row_nnz(d->mod[k].file, cfg->mod[k].layer, &nnz, err);
     d->bytes_read += h5ad_bytes_read(d->mod[k].file) - before;
-    for (int64_t c = 0; rc == CLUE_OK && c < n; c++) {
-      int64_t r = d->file_row[c * d->n_mod + k];
+    for (int64_t c = 0; root && rc == CLUE_OK && c < n; c++) {
+      int64_t r = sel->file_row[c * d->n_mod + k];
       if (r >= 0) w[c] += nnz[r];
     }
     free(nnz);
   }
   if (rc == CLUE_OK) {
-    clue_partition_weighted(n, w, comm->size, b, e);
-    for (int r = 0; r < comm->size; r++) d->rank_begin[r] = b[r];
-    d->rank_begin[comm->size] = n;
-    d->local_begin = b[comm->rank];
-    d->local_end = e[comm->rank];
+    if (root) {
+      clue_partition_weighted(n, w, comm->size, b, e);
+      for (int r = 0; r < comm->size; r++) d->rank_begin[r] = b[r];
+      d->rank_begin[comm->size] = n;
+    }
+    clue_comm_bcast(comm, d->rank_begin, (size_t)(comm->size + 1) * sizeof(int64_t), 0);
+    d->local_begin = d->rank_begin[comm->rank];
+    d->local_end = d->rank_begin[comm->rank + 1];
   }
   free(w);
   free(b);
   free(e);
   return rc;
+}
+
+/* Rank 0 → rank r: the names of cells [c0, c1), packed NUL-separated. The
+ * receiver says whether it could allocate them before they are sent. */
+static void send_names(const selection *sel, int64_t c0, int64_t c1, int r,
+                       const clue_comm *comm) {
+  int64_t bytes = 0;
+  for (int64_t c = c0; c < c1; c++) bytes += (int64_t)strlen(sel->names[c]) + 1;
+  char *buf = malloc((size_t)bytes + 1), *q = buf;
+  int64_t len = buf ? bytes : -1;
+  int ok = 0;
+  MPI_Send(&len, 1, MPI_INT64_T, r, 0, comm->comm);
+  if (buf) MPI_Recv(&ok, 1, MPI_INT, r, 1, comm->comm, MPI_STATUS_IGNORE);
+  for (int64_t c = c0; ok && c < c1; c++) {
+    size_t l = strlen(sel->names[c]) + 1;
+    memcpy(q, sel->names[c], l);
+    q += l;
+  }
+  if (ok) MPI_Send(buf, (int)bytes, MPI_CHAR, r, 2, comm->comm);
+  free(buf);
+}
+
+/* Rank r ≠ 0: receives its nl cell names. */
+static int recv_names(clue_dataset *d, int64_t nl, const clue_comm *comm, clue_err *err) {
+  int64_t len = 0;
+  MPI_Recv(&len, 1, MPI_INT64_T, 0, 0, comm->comm, MPI_STATUS_IGNORE);
+  if (len < 0) return clue_fail(err, CLUE_ENOMEM, "rank 0 ran out of memory sending names");
+  char *buf = malloc((size_t)len + 1);
+  const char **view = malloc((size_t)(nl + 1) * sizeof *view);
+  int ok = buf && view;
+  MPI_Send(&ok, 1, MPI_INT, 0, 1, comm->comm);
+  int rc = ok ? CLUE_OK : clue_fail(err, CLUE_ENOMEM, "out of memory receiving cell names");
+  if (ok) MPI_Recv(buf, (int)len, MPI_CHAR, 0, 2, comm->comm, MPI_STATUS_IGNORE);
+  for (int64_t i = 0, at = 0; ok && i < nl; i++) {
+    view[i] = buf + at;
+    at += (int64_t)strlen(buf + at) + 1;
+  }
+  if (ok && !(d->local_names = clue_strings_from(view, nl, err))) rc = CLUE_ENOMEM;
+  free(buf);
+  free(view);
+  return rc;
+}
+
+/* Collective. Rank 0 hands each rank the file rows, batch codes and names of
+ * its cells (one rank at a time, so rank 0 never packs more than one share). */
+static int scatter_cells(clue_dataset *d, const selection *sel, const clue_comm *comm,
+                         clue_err *err) {
+  int nm = d->n_mod;
+  int64_t nl = d->local_end - d->local_begin;
+  d->local_file_row = clue_malloc((size_t)(nl * nm + 1) * sizeof *d->local_file_row, err);
+  d->local_batch = clue_malloc((size_t)(nl + 1) * sizeof *d->local_batch, err);
+  int rc = clue_comm_agree(comm, (d->local_file_row && d->local_batch) ? CLUE_OK
+                                                                      : CLUE_ENOMEM, err);
+  if (rc) return rc;
+  if (comm->rank == 0) {
+    for (int r = 1; r < comm->size; r++) {
+      int64_t c0 = d->rank_begin[r], c1 = d->rank_begin[r + 1];
+      MPI_Send(sel->file_row + c0 * nm, (int)((c1 - c0) * nm), MPI_INT64_T, r, 3, comm->comm);
+      MPI_Send(sel->batch + c0, (int)(c1 - c0), MPI_INT32_T, r, 4, comm->comm);
+      send_names(sel, c0, c1, r, comm);
+    }
+    memcpy(d->local_file_row, sel->file_row, (size_t)(nl * nm) * sizeof *d->local_file_row);
+    memcpy(d->local_batch, sel->batch, (size_t)nl * sizeof *d->local_batch);
+    if (!(d->local_names = clue_strings_from(sel->names, nl, err))) rc = CLUE_ENOMEM;
+  } else {
+    MPI_Recv(d->local_file_row, (int)(nl * nm), MPI_INT64_T, 0, 3, comm->comm,
+             MPI_STATUS_IGNORE);
+    MPI_Recv(d->local_batch, (int)nl, MPI_INT32_T, 0, 4, comm->comm, MPI_STATUS_IGNORE);
+    rc = recv_names(d, nl, comm, err);
+  }
+  return clue_comm_agree(comm, rc, err);
 }
 
 typedef struct row_pos {
@@ -139,7 +234,7 @@ static int read_shard(clue_dataset *d, const clue_config *cfg, int k,
   int64_t *order = clue_malloc((size_t)nl * sizeof *order, err);
   int rc = (rp && rows && order) ? CLUE_OK : CLUE_ENOMEM;
   for (int64_t i = 0; rc == CLUE_OK && i < nl; i++) {
-    int64_t r = d->file_row[(d->local_begin + i) * nm + k];
+    int64_t r = d->local_file_row[i * nm + k];
     d->local_row[i * nm + k] = r >= 0 ? m : -1;
     if (r >= 0) {
       rp[m].row = r;
@@ -185,7 +280,7 @@ static int check_values(const clue_dataset *d, const clue_config *cfg, int k,
       char layer[CLUE_NAME_MAX + 8] = "X";
       if (cfg->mod[k].layer[0] && strcmp(cfg->mod[k].layer, "X"))
         snprintf(layer, sizeof layer, "layers/%s", cfg->mod[k].layer);
-      const char *cell = d->cell_names->s[d->local_begin + i];
+      const char *cell = d->local_names->s[i];
       const char *feat = mod->var_names->s[mod->x->indices[j]];
       if (!isfinite(v))
         return clue_fail(err, CLUE_EDATA,
@@ -240,9 +335,15 @@ int clue_dataset_load(const clue_config *cfg, clue_cells cells, const clue_comm 
   dataset_cells dc;
   memset(&dc, 0, sizeof dc);
   if (rc == CLUE_OK) rc = dataset__cells(cfg, cells, d, global, comm, &dc, err);
-  if (rc == CLUE_OK) rc = clue_comm_agree(comm, take_selection(d, &dc, err), err);
+  selection sel = {0};
+  if (rc == CLUE_OK)
+    rc = clue_comm_agree(comm, comm->rank == 0 ? take_selection(d, &dc, &sel, err) : CLUE_OK,
+                         err);
+  if (rc == CLUE_OK) share_counts(d, &dc, comm);
+  if (rc == CLUE_OK) rc = partition(d, cfg, &sel, comm, err);
+  if (rc == CLUE_OK) rc = scatter_cells(d, &sel, comm, err);
+  selection_free(&sel);
   dataset__cells_free(&dc);
-  if (rc == CLUE_OK) rc = partition(d, cfg, comm, err);
   if (rc == CLUE_OK) rc = read_shards(d, cfg, comm, err);
   h5ad_close(global);
   if (rc) {
@@ -260,10 +361,10 @@ void clue_dataset_free(clue_dataset *d) {
     clue_strings_free(d->mod[k].var_names);
     clue_csr_free(d->mod[k].x);
   }
-  free(d->file_row);
-  free(d->batch);
+  free(d->local_file_row);
+  free(d->local_batch);
   clue_strings_free(d->batch_names);
-  clue_strings_free(d->cell_names);
+  clue_strings_free(d->local_names);
   free(d->rank_begin);
   free(d->local_row);
   free(d);

@@ -1,4 +1,5 @@
-/* dataset_cells.c — the cells of a run, decided on rank 0 and broadcast:
+/* dataset_cells.c — the cells of a run, decided on rank 0 (which alone holds
+ * the per-cell arrays while loading):
  * pairing across modalities (MuData obsmap, else obs names), the check that
  * modalities share cells, the split column (which cells are train or test)
  * and the batch column (codes, categories merged across modalities).
@@ -417,37 +418,12 @@ int dataset__bcast_strings(const clue_comm *comm, clue_strings **s, clue_err *er
   return rc;
 }
 
-static int bcast_cells(const clue_comm *comm, int n_mod, dataset_cells *out,
-                       clue_err *err) {
-  int64_t hdr[2] = {0, 0};
-  if (comm->rank == 0) {
-    hdr[0] = out->pairing->n_cells;
-    hdr[1] = out->n_batches;
-  }
-  clue_comm_bcast(comm, hdr, sizeof hdr, 0);
-  int64_t n = hdr[0];
-  int rc = CLUE_OK;
-  if (comm->rank != 0) {
-    out->n_batches = (int)hdr[1];
-    out->pairing = clue_calloc(1, sizeof *out->pairing, err);
-    if (out->pairing) {
-      out->pairing->n_mod = n_mod;
-      out->pairing->n_cells = n;
-      out->pairing->row = clue_malloc((size_t)(n * n_mod) * sizeof(int64_t), err);
-    }
-    out->keep = clue_malloc((size_t)n, err);
-    out->batch = clue_malloc((size_t)n * sizeof *out->batch, err);
-    if (!out->pairing || !out->pairing->row || !out->keep || !out->batch)
-      rc = CLUE_ENOMEM;
-  }
-  rc = clue_comm_agree(comm, rc, err);
-  if (rc) return rc;
-  clue_comm_bcast(comm, out->pairing->row, (size_t)(n * n_mod) * sizeof(int64_t), 0);
-  clue_comm_bcast(comm, out->keep, (size_t)n, 0);
-  clue_comm_bcast(comm, out->batch, (size_t)n * sizeof *out->batch, 0);
-  rc = dataset__bcast_strings(comm, &out->pairing->names, err);
-  if (rc == CLUE_OK) rc = dataset__bcast_strings(comm, &out->batch_names, err);
-  return rc;
+/* The batch categories reach every rank; the per-cell arrays stay on rank 0. */
+static int bcast_batches(const clue_comm *comm, dataset_cells *out, clue_err *err) {
+  int64_t nb = out->n_batches;
+  clue_comm_bcast(comm, &nb, sizeof nb, 0);
+  out->n_batches = (int)nb;
+  return dataset__bcast_strings(comm, &out->batch_names, err);
 }
 
 int dataset__cells(const clue_config *cfg, clue_cells cells, const clue_dataset *d,
@@ -457,7 +433,7 @@ int dataset__cells(const clue_config *cfg, clue_cells cells, const clue_dataset 
   int rc = CLUE_OK;
   if (comm->rank == 0) rc = cells_rank0(cfg, cells, d, global, out, err);
   rc = clue_comm_agree(comm, rc, err);
-  if (rc == CLUE_OK) rc = bcast_cells(comm, d->n_mod, out, err);
+  if (rc == CLUE_OK) rc = bcast_batches(comm, out, err);
   if (rc) dataset__cells_free(out);
   return rc;
 }

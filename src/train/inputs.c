@@ -17,7 +17,7 @@ int clue_fit_preps(const clue_config *cfg, const clue_dataset *d, const clue_com
     if (!batch) return CLUE_ENOMEM;
     int64_t r = 0;
     for (int64_t c = 0; c < n_local; c++)
-      if (d->local_row[c * d->n_mod + k] >= 0) batch[r++] = d->batch[d->local_begin + c];
+      if (d->local_row[c * d->n_mod + k] >= 0) batch[r++] = d->local_batch[c];
     int rc = clue_prep_fit(&cfg->mod[k], x, batch, d->n_batches, n_hvg_auto, cfg->seed,
                            comm, verbose, &prep[k], err);
     free(batch);

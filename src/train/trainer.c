@@ -203,7 +203,8 @@ static int setup(trainer *t, clue_err *err) {
   rc = clue_comm_agree(t->comm, rc, err);
   if (rc) return rc;
   if ((rc = clue_inputs_build(t->ck.prep, t->d, &t->in, err))) return rc;
-  rc = clue_plan_new(t->d, cfg->batch_size, cfg->val_split, cfg->seed, &t->plan, err);
+  rc = clue_plan_new(t->d, cfg->batch_size, cfg->val_split, cfg->seed, t->comm, &t->plan,
+                     err);
   for (int k = 0; !rc && k < cfg->n_mod; k++)
     if (t->plan->n_pool[k] == 0)
       rc = clue_fail(err, CLUE_EDATA, "no training cell has modality %s", cfg->mod[k].name);
@@ -299,7 +300,7 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
 static int train_step(trainer *t, int64_t epoch, int64_t step, clue_losses *out,
                       clue_err *err) {
   clue_prof_push(CLUE_PROF_IO);
-  clue_plan_fill(t->plan, t->d, &t->in, epoch, step, 0, t->mb);
+  clue_plan_fill(t->plan, t->d, &t->in, epoch, step, 0, t->comm, t->mb);
   clue_prof_pop();
   uint64_t gstep = (uint64_t)t->ck.state.step;
   clue_pass p = {.seed = t->cfg->seed, .pass = 2 * gstep, .disc_noise = disc_noise(t, epoch),
@@ -336,7 +337,7 @@ static int validate(trainer *t, int64_t epoch, clue_losses *out, clue_err *err) 
   memset(out, 0, sizeof *out);
   int64_t nb = clue_plan_val_batches(t->plan);
   for (int64_t b = 0; b < nb; b++) {
-    clue_plan_fill(t->plan, t->d, &t->in, epoch, b, 1, t->mb);
+    clue_plan_fill(t->plan, t->d, &t->in, epoch, b, 1, t->comm, t->mb);
     clue_pass p = {.seed = t->cfg->seed,
                    .pass = ((uint64_t)1 << 40) + (uint64_t)epoch * ((uint64_t)1 << 20) + (uint64_t)b,
                    .disc_noise = disc_noise(t, epoch),

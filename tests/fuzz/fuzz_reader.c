@@ -178,8 +178,11 @@ static int small_enough(const char *path, const char *group, const clue_comm *co
 
 static void check_dataset(const clue_dataset *d, const clue_config *cfg) {
   promise(d->n_cells > 0 && d->n_batches >= 1, "dataset sizes");
-  for (int64_t c = 0; c < d->n_cells; c++)
-    promise(d->batch[c] >= 0 && d->batch[c] < d->n_batches, "batch codes in range");
+  int64_t nl = d->local_end - d->local_begin;
+  promise(d->local_names && d->local_names->n == nl, "names of the local cells");
+  for (int64_t i = 0; i < nl; i++)
+    promise(d->local_batch[i] >= 0 && d->local_batch[i] < d->n_batches,
+            "batch codes in range");
   for (int k = 0; k < d->n_mod; k++) {
     const clue_csr *x = d->mod[k].x;
     clue_err err;
