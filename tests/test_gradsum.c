@@ -3,7 +3,10 @@
  * sum (small integers, exact in float), for lengths that are not multiples of the
  * slice blocks, 1 and 0 values, and calls in a row that reuse the window while the
  * values change; the two paths give the same bits on data with rounding; and
- * arenas whose gradients live in the window are summed in place.
+ * arenas whose gradients live in the window are summed in place; the sharded
+ * update (each rank sums and updates one slice, then the weights are shared)
+ * gives bitwise the weights of the whole update on every rank, and gathering
+ * the optimiser state gives rank 0 the whole state.
  * CLUE_TEST_NP: 1 2 3 4 */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "clue/gradsum.h"
+#include "clue/optim.h"
 #include "clue/rng.h"
 #include "testutil.h"
 
@@ -147,11 +151,71 @@ static void test_attached_arenas(void **state) {
   clue_arena_release(&b);
 }
 
+/* Sharded RMSprop / Adam steps against the whole update on summed gradients. */
+static void sharded_update(clue_optimizer kind) {
+  clue_err err;
+  clue_comm c = tu_world();
+  clue_arena a = {0}, ref = {0};
+  for (clue_arena *x = &a; x; x = x == &a ? &ref : NULL) {
+    TU_OK(clue_arena_add(x, "w", 301, 77, &err) < 0, &err); /* 23,177: not a multiple of 16 */
+    TU_OK(clue_arena_alloc(x, &err), &err);
+  }
+  clue_rng r0 = clue_rng_stream(8, CLUE_RNG_TEST, 0, 0); /* the same weights on every rank */
+  for (int64_t i = 0; i < a.n; i++) a.w[i] = ref.w[i] = (real)clue_rng_normal(&r0);
+  clue_gradsum *g = NULL, *copy = NULL; /* copy: the same order of the sum, not attached */
+  TU_OK(clue_gradsum_new(&c, a.n, true, &g, &err), &err);
+  TU_OK(clue_gradsum_new(&c, a.n, true, &copy, &err), &err);
+  clue_arena *one[1] = {&a};
+  TU_OK(clue_gradsum_attach(g, one, 1, &err), &err);
+  clue_optim oa, oref;
+  TU_OK(clue_optim_init(&oa, kind, 0.01, a.n, &err), &err);
+  TU_OK(clue_optim_init(&oref, kind, 0.01, a.n, &err), &err);
+  int sliced_steps = 0;
+  for (int step = 0; step < 4; step++) {
+    clue_rng r = clue_rng_stream(9, CLUE_RNG_TEST, (uint64_t)step, (uint64_t)c.rank);
+    for (int64_t i = 0; i < a.n; i++) ref.g[i] = a.g[i] = (real)clue_rng_normal(&r);
+    clue_gradsum_sum(copy, ref.g, ref.n);
+    clue_optim_step(&oref, &ref);
+    int64_t b = 0, e = a.n;
+    if (clue_gradsum_sum_slice(g, a.g, a.n, &b, &e)) {
+      clue_optim_step_range(&oa, &a, b, e);
+      clue_gradsum_share(g, a.g, a.w, a.w, a.n);
+      sliced_steps++;
+    } else {
+      clue_gradsum_sum(g, a.g, a.n);
+      clue_optim_step(&oa, &a);
+    }
+    int64_t bad = 0;
+    for (int64_t i = 0; i < a.n; i++) bad += memcmp(&a.w[i], &ref.w[i], sizeof(real)) != 0;
+    assert_int_equal(bad, 0);
+  }
+  assert_int_equal(sliced_steps, c.size > 1 ? 4 : 0);
+  clue_gradsum_gather(g, oa.v, a.n);
+  if (oa.m) clue_gradsum_gather(g, oa.m, a.n);
+  if (c.rank == 0) {
+    assert_memory_equal(oa.v, oref.v, sizeof(real) * (size_t)a.n);
+    if (oa.m) assert_memory_equal(oa.m, oref.m, sizeof(real) * (size_t)a.n);
+  }
+  clue_optim_release(&oa);
+  clue_optim_release(&oref);
+  clue_gradsum_free(g);
+  clue_gradsum_free(copy);
+  clue_arena_release(&a);
+  clue_arena_release(&ref);
+}
+
+static void test_sharded_update(void **state) {
+  (void)state;
+  sharded_update(CLUE_OPT_RMSPROP);
+  sharded_update(CLUE_OPT_ADAM);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shared),
       cmocka_unit_test(test_mpi),
       cmocka_unit_test(test_paths_agree),
+      cmocka_unit_test(test_sharded_update),
       cmocka_unit_test(test_attached_arenas),
   };
   return TU_RUN(tests);

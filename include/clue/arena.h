@@ -70,4 +70,8 @@ int clue_arena_find(const clue_arena *a, const char *name);
 int clue_arena_find_nonfinite(const clue_arena *a, const real *vals, double max_abs,
                               int64_t *at);
 
+/* The same over the entries [b, e) of vals only (a rank's slice). */
+int clue_arena_find_nonfinite_range(const clue_arena *a, const real *vals, double max_abs,
+                                    int64_t b, int64_t e, int64_t *at);
+
 #endif

@@ -56,6 +56,30 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n);
 int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
                         clue_err *err);
 
+/* Start of rank r's slice of an n-value sum (whole 16-value blocks): rank r
+ * owns [clue_gradsum_slice(g, n, r), clue_gradsum_slice(g, n, r + 1)). */
+int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);
+
+/* Collective. Sharded update, first half: when buf (n values) lives in this
+ * rank's slot (attached) and the sums go through the window, sums only this
+ * rank's slice [*b, *e) of buf over the ranks, in place (the same bits as
+ * clue_gradsum_sum there; the rest of buf keeps this rank's own values), and
+ * returns true. Otherwise does nothing and returns false on every rank: use
+ * clue_gradsum_sum. */
+bool clue_gradsum_sum_slice(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e);
+
+/* Collective. Sharded update, second half, after every rank updated its slice
+ * of w from the slice of buf that clue_gradsum_sum_slice summed: w_mine is this
+ * rank's updated copy (only its slice is read), and w receives every other
+ * rank's slice, passing through the slots of buf (whose values are lost). w and
+ * w_mine may be the same buffer. */
+void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n);
+
+/* Collective. Rank 0 receives every rank's slice (clue_gradsum_slice) of buf
+ * (n values), e.g. the optimiser state after sharded updates; the other ranks'
+ * buffers are unchanged. */
+void clue_gradsum_gather(clue_gradsum *g, real *buf, int64_t n);
+
 /* True when the sums go through the shared-memory window. */
 bool clue_gradsum_shared(const clue_gradsum *g);
 

@@ -31,4 +31,9 @@ void clue_optim_release(clue_optim *o);
 /* One update of a->w from a->g. */
 void clue_optim_step(clue_optim *o, clue_arena *a);
 
+/* One update of a->w[b, e) from a->g[b, e), counting one step: each rank of a
+ * sharded update calls it once for its slice. With b a multiple of 16 the values
+ * are bitwise those of clue_optim_step over the whole arena. */
+void clue_optim_step_range(clue_optim *o, clue_arena *a, int64_t b, int64_t e);
+
 #endif

@@ -38,11 +38,21 @@ int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
                     clue_err *err);
 
 /* Collective. clue_train_step with the gradient sums through gs (gradsum.h; the
- * node's shared memory when the ranks share one node), as `clue train` does. */
+ * node's shared memory when the ranks share one node), as `clue train` does.
+ * When the arenas' gradients are attached to gs, the update is sharded: each
+ * rank sums, checks and updates one slice of the parameters and the ranks share
+ * the updated weights (bitwise those of the unsharded step); each rank's
+ * optimiser state is then current only in its slice: call
+ * clue_train_gather_state before rank 0 reads it (checkpoints). */
 int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
                        const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
                        clue_optim *opt_gen, clue_gradsum *gs, const clue_comm *comm,
                        clue_losses *out, clue_err *err);
+
+/* Collective. After sharded steps, gathers every rank's slice of the optimiser
+ * state on rank 0 (nothing to do when gs does not go through the window). */
+void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
+                             clue_optim *opt_gen);
 
 /* Resolves the auto settings for n_cells training rows. */
 void clue_schedule_resolve(const clue_config *cfg, int64_t n_cells, clue_schedule *s);

@@ -49,3 +49,18 @@ int clue_arena_find_nonfinite(const clue_arena *a, const real *vals, double max_
   }
   return -1; /* a value outside every tensor cannot happen */
 }
+
+int clue_arena_find_nonfinite_range(const clue_arena *a, const real *vals, double max_abs,
+                                    int64_t b, int64_t e, int64_t *at) {
+  if (all_within(vals + b, e - b, max_abs)) return -1;
+  for (int t = 0; t < a->n_tensors; t++) {
+    int64_t t0 = a->t[t].offset, t1 = t0 + clue_arena_size(a, t);
+    int64_t lo = t0 > b ? t0 : b, hi = t1 < e ? t1 : e;
+    for (int64_t i = lo; i < hi; i++)
+      if (!all_within(vals + i, 1, max_abs)) {
+        if (at) *at = i - t0;
+        return t;
+      }
+  }
+  return -1;
+}

@@ -93,13 +93,16 @@ static int64_t adam_simd(int64_t n, real b1, real b2, real step, real rc2, real 
 }
 #endif
 
-void clue_optim_step(clue_optim *o, clue_arena *a) {
+void clue_optim_step(clue_optim *o, clue_arena *a) { clue_optim_step_range(o, a, 0, o->n); }
+
+void clue_optim_step_range(clue_optim *o, clue_arena *a, int64_t b, int64_t e) {
   o->t++;
-  real *w = a->w, *g = a->g, *v = o->v;
+  int64_t n = e - b;
+  real *w = a->w + b, *g = a->g + b, *v = o->v + b;
   clue_prof_push(CLUE_PROF_OPTIM);
   if (o->kind == CLUE_OPT_RMSPROP) {
     real al = (real)o->alpha, lr = (real)o->lr, eps = (real)o->eps;
-    for (int64_t i = rmsprop_simd(o->n, al, lr, eps, w, g, v); i < o->n; i++) {
+    for (int64_t i = rmsprop_simd(n, al, lr, eps, w, g, v); i < n; i++) {
       v[i] = al * v[i] + (1 - al) * g[i] * g[i];
       w[i] -= lr * g[i] / (r_sqrt(v[i]) + eps);
     }
@@ -109,8 +112,8 @@ void clue_optim_step(clue_optim *o, clue_arena *a) {
   real b1 = (real)o->beta1, b2 = (real)o->beta2, eps = (real)o->eps;
   double c1 = 1 - pow(o->beta1, (double)o->t), c2 = 1 - pow(o->beta2, (double)o->t);
   real step = (real)(o->lr / c1), rc2 = (real)(1 / sqrt(c2));
-  real *m = o->m;
-  for (int64_t i = adam_simd(o->n, b1, b2, step, rc2, eps, w, g, m, v); i < o->n; i++) {
+  real *m = o->m + b;
+  for (int64_t i = adam_simd(n, b1, b2, step, rc2, eps, w, g, m, v); i < n; i++) {
     m[i] = b1 * m[i] + (1 - b1) * g[i];
     v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
     w[i] -= step * m[i] / (r_sqrt(v[i]) * rc2 + eps);

@@ -182,3 +182,60 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   }
   if (in_place) node_sync(g); /* nobody reads this slot while it is written again */
 }
+
+int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
+  return slice_begin(n, g->comm.size, r);
+}
+
+/* The offset of buf in this rank's slot when it lies there whole, else −1. */
+static int64_t slot_offset(const clue_gradsum *g, const real *buf, int64_t n) {
+  uintptr_t at = (uintptr_t)buf, mine = (uintptr_t)g->slot[g->comm.rank];
+  if (at < mine || at + (uintptr_t)n * sizeof(real) > mine + (uintptr_t)g->n_max * sizeof(real))
+    return -1;
+  return (int64_t)((at - mine) / sizeof(real));
+}
+
+bool clue_gradsum_sum_slice(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e) {
+  const clue_comm *c = &g->comm;
+  if (c->size == 1 || n <= 0 || g->node == MPI_COMM_NULL) return false;
+  int64_t off = slot_offset(g, buf, n);
+  if (off < 0) return false; /* the same answer on every rank: attached alike */
+  int P = c->size, r = c->rank;
+  for (int q = 0; q < P; q++) g->view[q] = g->slot[q] + off;
+  *b = slice_begin(n, P, r);
+  *e = slice_begin(n, P, r + 1);
+  node_sync(g); /* every rank's gradients are complete */
+  sum_slice(g->view, P, *b, *e, buf, buf);
+  node_sync(g); /* nobody reads the slots any more: they may be written again */
+  return true;
+}
+
+void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n) {
+  int P = g->comm.size, r = g->comm.rank;
+  int64_t off = slot_offset(g, buf, n);
+  int64_t b = slice_begin(n, P, r), e = slice_begin(n, P, r + 1);
+  memcpy(buf + b, w_mine + b, (size_t)(e - b) * sizeof(real));
+  node_sync(g);
+  for (int q = 0; q < P; q++) {
+    if (q == r) continue;
+    int64_t bq = slice_begin(n, P, q), eq = slice_begin(n, P, q + 1);
+    memcpy(w + bq, g->slot[q] + off + bq, (size_t)(eq - bq) * sizeof(real));
+  }
+  node_sync(g); /* nobody reads this slot while it is written again */
+}
+
+void clue_gradsum_gather(clue_gradsum *g, real *buf, int64_t n) {
+  const clue_comm *c = &g->comm;
+  if (c->size == 1 || n <= 0) return;
+  MPI_Datatype type = sizeof(real) == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT;
+  int r = c->rank;
+  int64_t b = slice_begin(n, c->size, r), e = slice_begin(n, c->size, r + 1);
+  if (r != 0) {
+    MPI_Send(buf + b, (int)(e - b), type, 0, 0, c->comm);
+    return;
+  }
+  for (int q = 1; q < c->size; q++) {
+    int64_t bq = slice_begin(n, c->size, q), eq = slice_begin(n, c->size, q + 1);
+    MPI_Recv(buf + bq, (int)(eq - bq), type, q, 0, c->comm, MPI_STATUS_IGNORE);
+  }
+}

@@ -253,12 +253,12 @@ static double disc_noise(const trainer *t, int64_t epoch) {
 #define GRAD_MAX 9.2e18 /* 2^63 */
 
 /* Collective. Fails naming the first tensor whose reduced gradient holds a NaN,
- * an infinity or a value beyond GRAD_MAX; every rank agrees (one int allreduce),
- * so all stop alike. */
-static int check_grads(const clue_arena *a, const char *which, const clue_comm *comm,
-                       clue_err *err) {
+ * an infinity or a value beyond GRAD_MAX in [b, e) (this rank's part of the
+ * check); every rank agrees (one int allreduce), so all stop alike. */
+static int check_grads(const clue_arena *a, int64_t b, int64_t e, const char *which,
+                       const clue_comm *comm, clue_err *err) {
   int64_t at = 0;
-  int t = clue_arena_find_nonfinite(a, a->g, GRAD_MAX, &at);
+  int t = clue_arena_find_nonfinite_range(a, a->g, GRAD_MAX, b, e, &at);
   int bad = t >= 0;
   if (comm->size > 1) MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm->comm);
   if (!bad) return CLUE_OK;
@@ -267,6 +267,42 @@ static int check_grads(const clue_arena *a, const char *which, const clue_comm *
                      "another rank", which);
   return clue_fail(err, CLUE_ENUMERIC, "gradient of %s[%lld] is %g after the allreduce (%s step)",
                    a->t[t].name, (long long)at, (double)clue_arena_g(a, t)[at], which);
+}
+
+/* Collective. Sums the gradients of `a` over the ranks, checks them and updates
+ * the weights. Through the node's window with attached gradients the update is
+ * sharded: each rank sums, checks and updates one slice, then the ranks share
+ * their slices of the weights (bitwise the weights of the unsharded update; the
+ * optimiser state is current on each rank for its slice only, see
+ * clue_train_gather_state). */
+static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum *gs,
+                  const clue_comm *comm, clue_err *err) {
+  int64_t b = 0, e = a->n;
+  clue_prof_push(CLUE_PROF_ALLREDUCE);
+  bool sliced = gs && clue_gradsum_sum_slice(gs, a->g, a->n, &b, &e);
+  if (sliced) clue_prof_bytes(true, (double)a->n * sizeof(real));
+  clue_prof_pop();
+  if (!sliced) sum_real(comm, gs, a->g, a->n);
+  int rc = check_grads(a, b, e, which, comm, err);
+  if (rc) return rc;
+  clue_optim_step_range(o, a, b, e);
+  if (sliced) {
+    clue_prof_push(CLUE_PROF_ALLREDUCE);
+    clue_gradsum_share(gs, a->g, a->w, a->w, a->n);
+    clue_prof_pop();
+  }
+  return CLUE_OK;
+}
+
+void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
+                             clue_optim *opt_gen) {
+  if (!clue_gradsum_shared(gs)) return;
+  clue_optim *o[2] = {opt_disc, opt_gen};
+  int64_t n[2] = {m->disc.n, m->gen.n};
+  for (int i = 0; i < 2; i++) {
+    clue_gradsum_gather(gs, o[i]->v, n[i]);
+    if (o[i]->m) clue_gradsum_gather(gs, o[i]->m, n[i]);
+  }
 }
 
 int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
@@ -284,15 +320,11 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
   clue_losses dl;
   int rc = clue_model_d_step(m, w, mb, lw, &q, comm, &dl, err);
   if (rc) return rc;
-  sum_real(comm, gs, m->disc.g, m->disc.n);
-  if ((rc = check_grads(&m->disc, "discriminator", comm, err))) return rc;
-  clue_optim_step(opt_disc, &m->disc);
+  if ((rc = update(&m->disc, opt_disc, "discriminator", gs, comm, err))) return rc;
   q.pass = p->pass + 1;
   rc = clue_model_g_step(m, w, mb, lw, &q, comm, out, err);
   if (rc) return rc;
-  sum_real(comm, gs, m->gen.g, m->gen.n);
-  if ((rc = check_grads(&m->gen, "generator", comm, err))) return rc;
-  clue_optim_step(opt_gen, &m->gen);
+  if ((rc = update(&m->gen, opt_gen, "generator", gs, comm, err))) return rc;
   return CLUE_OK;
 }
 
@@ -463,6 +495,7 @@ static bool after_epoch(trainer *t, int64_t epoch, double monitored, char *note,
 static int save_checkpoint(trainer *t, clue_err *err) {
   int rc = CLUE_OK;
   t->last_checkpoint = now_seconds();
+  clue_train_gather_state(t->gsum, t->ck.model, &t->ck.opt_disc, &t->ck.opt_gen);
   if (t->comm->rank == 0) rc = clue_ckpt_save(t->ckpt_path, &t->ck, err);
   rc = clue_comm_agree(t->comm, rc, err);
   if (rc == CLUE_OK) t->ckpt_step = t->ck.state.step;
