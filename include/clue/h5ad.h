@@ -78,6 +78,12 @@ int h5ad_matrix_info_get(h5ad_file *f, const char *layer, h5ad_matrix_info *info
 int h5ad_read_row_nnz(h5ad_file *f, const char *layer, int64_t **row_nnz,
                       clue_err *err);
 
+/* Collective. The same for rank 0 only: the other ranks get *row_nnz = NULL and
+ * read nothing for it (except for CSC, whose pass over the indices every rank
+ * shares). */
+int h5ad_read_row_nnz_root(h5ad_file *f, const char *layer, int64_t **row_nnz,
+                           clue_err *err);
+
 /* Collective (every rank calls it, n may be 0). Reads the given rows (strictly
  * ascending file row numbers) of the matrix into a new CSR with n rows, in that
  * order, values converted to float32. Sparse data is read as a union of

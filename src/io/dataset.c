@@ -105,7 +105,7 @@ static void share_counts(clue_dataset *d, dataset_cells *dc, const clue_comm *co
 }
 
 /* Collective. Splits the cells over ranks balanced by their nonzeros (rank 0
- * decides; every rank reads the row lengths, a collective read). */
+ * reads the row lengths and decides). */
 static int partition(clue_dataset *d, const clue_config *cfg, const selection *sel,
                      const clue_comm *comm, clue_err *err) {
   int64_t n = d->n_cells;
@@ -118,7 +118,7 @@ static int partition(clue_dataset *d, const clue_config *cfg, const selection *s
                                                                           : CLUE_ENOMEM, err);
   for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) {
     int64_t *nnz = NULL, before = h5ad_bytes_read(d->mod[k].file);
-    rc = h5ad_read_row_nnz(d->mod[k].file, cfg->mod[k].layer, &nnz, err);
+    rc = h5ad_read_row_nnz_root(d->mod[k].file, cfg->mod[k].layer, &nnz, err);
     d->bytes_read += h5ad_bytes_read(d->mod[k].file) - before;
     for (int64_t c = 0; root && rc == CLUE_OK && c < n; c++) {
       int64_t r = sel->file_row[c * d->n_mod + k];

@@ -233,9 +233,10 @@ int h5ad_read_rows(h5ad_file *f, const char *layer, const int64_t *rows, int64_t
   return rc;
 }
 
-/* Collective. Row lengths from the whole indptr (read by every rank). */
+/* Collective. row_nnz (NULL on ranks that do not read) ← row lengths from
+ * indptr, validated; only ranks passing row_nnz read the indptr. */
 static int csr_row_nnz(h5ad_file *f, h5ad_matrix *m, int64_t *row_nnz, clue_err *err) {
-  int64_t n = m->info.n_rows;
+  int64_t n = row_nnz ? m->info.n_rows : 0;
   int64_t *ip = clue_malloc((size_t)(n + 1) * sizeof *ip, err);
   int rc = clue_comm_agree(&f->comm, ip ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc) {
@@ -244,38 +245,52 @@ static int csr_row_nnz(h5ad_file *f, h5ad_matrix *m, int64_t *row_nnz, clue_err 
   }
   int64_t b = 0, e = n + 1;
   rc = h5ad__read_ranges(f, m->indptr, m->name, H5T_NATIVE_INT64, sizeof *ip, 1, &b, &e,
-                         1, ip, err);
-  row_runs all = {.n = 1, .lo = &b, .hi = &n};
+                         row_nnz ? 1 : 0, ip, err);
+  row_runs all = {.n = row_nnz ? 1 : 0, .lo = &b, .hi = &n};
   if (rc == CLUE_OK) rc = check_indptr(f, m, &all, ip, err);
   for (int64_t i = 0; rc == CLUE_OK && i < n; i++) row_nnz[i] = ip[i + 1] - ip[i];
   free(ip);
   return clue_comm_agree(&f->comm, rc, err);
 }
 
-int h5ad_read_row_nnz(h5ad_file *f, const char *layer, int64_t **row_nnz, clue_err *err) {
+/* Collective. Row lengths on every rank, or on rank 0 only (root_only). */
+static int read_row_nnz(h5ad_file *f, const char *layer, bool root_only, int64_t **row_nnz,
+                        clue_err *err) {
   *row_nnz = NULL;
   h5ad_matrix m;
   int rc = h5ad__matrix_open(f, layer, &m, err);
+  bool mine = !root_only || f->comm.rank == 0;
+  bool csc = rc == CLUE_OK && m.info.kind != H5AD_CSR && m.info.kind != H5AD_DENSE;
   int64_t *v = NULL;
-  if (rc == CLUE_OK && !(v = clue_malloc((size_t)m.info.n_rows * sizeof *v, err)))
+  if (rc == CLUE_OK && (mine || csc) &&
+      !(v = clue_malloc((size_t)(m.info.n_rows + 1) * sizeof *v, err)))
     rc = CLUE_ENOMEM;
   rc = clue_comm_agree(&f->comm, rc, err);
   if (rc == CLUE_OK) {
     if (m.info.kind == H5AD_CSR) {
-      rc = csr_row_nnz(f, &m, v, err);
+      rc = csr_row_nnz(f, &m, mine ? v : NULL, err);
     } else if (m.info.kind == H5AD_DENSE) {
-      for (int64_t i = 0; i < m.info.n_rows; i++) v[i] = m.info.n_cols;
+      for (int64_t i = 0; mine && i < m.info.n_rows; i++) v[i] = m.info.n_cols;
     } else {
-      rc = h5ad__csc_row_nnz(f, &m, v, err);
+      rc = h5ad__csc_row_nnz(f, &m, v, err); /* every rank takes part in the pass */
     }
   }
   h5ad__matrix_close(&m);
-  if (rc) {
+  if (rc || !mine) {
     free(v);
     return rc;
   }
   *row_nnz = v;
   return CLUE_OK;
+}
+
+int h5ad_read_row_nnz(h5ad_file *f, const char *layer, int64_t **row_nnz, clue_err *err) {
+  return read_row_nnz(f, layer, false, row_nnz, err);
+}
+
+int h5ad_read_row_nnz_root(h5ad_file *f, const char *layer, int64_t **row_nnz,
+                           clue_err *err) {
+  return read_row_nnz(f, layer, true, row_nnz, err);
 }
 
 typedef struct col_val {
