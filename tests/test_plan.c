@@ -1,7 +1,9 @@
 /* test_plan.c — the training plan on 1 to 3 ranks: the minibatches (cells,
- * modality rows, filler cells, counts) gathered over ranks equal a one-process
- * plan row for row; each epoch visits distinct training cells; validation and
- * training cells are disjoint; fillers are training cells having the modality.
+ * modality rows with their counts, filler cells, batches, counts) gathered over
+ * ranks equal a one-process plan row for row, each rank computing an equal block
+ * of positions whatever rank holds the cells; each epoch visits distinct training
+ * cells; validation and training cells are disjoint; fillers are training cells
+ * having the modality.
  *
  * CLUE_TEST_NP: 1 2 3
  */
@@ -10,6 +12,7 @@
 
 #include "clue/dataset.h"
 #include "clue/plan.h"
+#include "clue/rowdist.h"
 #include "testutil.h"
 #include "tu_h5ad.h"
 
@@ -53,28 +56,46 @@ static clue_config plan_config(void) {
   return cfg;
 }
 
-/* Global cell of local row `row` of modality k. */
-static int64_t cell_of_row(const clue_dataset *d, int k, int64_t row) {
-  for (int64_t c = d->local_begin; c < d->local_end; c++)
-    if (d->local_row[(c - d->local_begin) * d->n_mod + k] == row) return c;
-  fail_msg("row %lld of modality %d is not local", (long long)row, k);
-  return -1;
-}
-
-/* Records of this rank's part of the minibatches of two epochs and of the
- * validation blocks: (key, position, modality, source cell, joint batch, 0) and,
- * on the lowest rank only, the counts (key, −1, n_obs[0], n_obs[1], n_pair, B). */
-static rows plan_rows(const clue_dataset *d, const clue_comm *comm) {
-  clue_err err;
-  clue_plan *p = NULL;
-  assert_int_equal(clue_plan_new(d, BATCH, 0.2, 11, comm, &p, &err), CLUE_OK);
+/* Inputs whose encoder value of each row is its global cell (targets: the
+ * shard's counts). */
+static clue_inputs make_inputs(const clue_dataset *d) {
   clue_inputs in = {0};
   in.n_mod = 2;
   for (int k = 0; k < 2; k++) {
     in.enc_in[k] = 1;
     in.enc[k] = calloc((size_t)d->mod[k].x->n_rows + 1, sizeof(float));
     in.target[k] = d->mod[k].x;
+    for (int64_t c = d->local_begin; c < d->local_end; c++) {
+      int64_t row = d->local_row[(c - d->local_begin) * d->n_mod + k];
+      if (row >= 0) in.enc[k][row] = (float)c;
+    }
   }
+  return in;
+}
+
+static void free_inputs(clue_inputs *in) {
+  for (int k = 0; k < 2; k++) free(in->enc[k]);
+}
+
+/* A checksum of target row q of mb's modality k. */
+static int64_t row_sum(const clue_minibatch *mb, int k, int q) {
+  const clue_csr *x = mb->mod[k].target;
+  int64_t r = mb->mod[k].trow[q], s = 1000 * (x->indptr[r + 1] - x->indptr[r]);
+  for (int64_t j = x->indptr[r]; j < x->indptr[r + 1]; j++)
+    s += (x->indices[j] + 1) * (int64_t)x->data[j];
+  return s;
+}
+
+/* Records of this rank's part of the minibatches of two epochs and of the
+ * validation blocks: (key, position, modality, source cell, batch, row checksum),
+ * joint entries (key, position, 9, observed rows, batch, 0) and, on the lowest
+ * rank only, the counts (key, −1, n_obs[0], n_obs[1], n_pair, B). Checks that
+ * the rank computes exactly its block of positions. */
+static rows plan_rows(const clue_dataset *d, const clue_comm *comm) {
+  clue_err err;
+  clue_plan *p = NULL;
+  clue_inputs in = make_inputs(d);
+  assert_int_equal(clue_plan_new(d, &in, BATCH, 0.2, 11, comm, &p, &err), CLUE_OK);
   clue_minibatch *mb = NULL;
   assert_int_equal(clue_minibatch_new(2, in.enc_in, BATCH, &mb, &err), CLUE_OK);
   rows out = {0};
@@ -85,18 +106,26 @@ static rows plan_rows(const clue_dataset *d, const clue_comm *comm) {
       int64_t key = pass * 1000 + s;
       int n = clue_plan_fill(p, d, &in, pass, s, val, comm, mb);
       assert_int_equal(n, mb->B);
+      int64_t b, e;
+      clue_block_range(n, comm->size, comm->rank, &b, &e);
+      assert_int_equal(mb->n_joint, e - b);
       if (comm->rank == 0)
         push(&out, key, -1, mb->n_obs[0], mb->n_obs[1], mb->n_pair[0][1], n);
       for (int k = 0; k < 2; k++)
-        for (int q = 0; q < mb->mod[k].n; q++)
-          push(&out, key, mb->mod[k].pos[q], k, cell_of_row(d, k, mb->mod[k].trow[q]),
-               mb->mod[k].batch[q], 0);
-      for (int j = 0; j < mb->n_joint; j++)
-        push(&out, key, mb->joint_pos[j], 9, -1, mb->joint_batch[j], 0);
+        for (int q = 0; q < mb->mod[k].n; q++) {
+          assert_true(mb->mod[k].pos[q] >= b && mb->mod[k].pos[q] < e);
+          push(&out, key, mb->mod[k].pos[q], k, (int64_t)mb->mod[k].enc_in[q],
+               mb->mod[k].batch[q], row_sum(mb, k, q));
+        }
+      for (int j = 0; j < mb->n_joint; j++) {
+        int64_t seen = 0;
+        for (int k = 0; k < 2; k++) seen = 2 * seen + (mb->joint_row[j * CLUE_K + k] >= 0);
+        push(&out, key, mb->joint_pos[j], 9, seen, mb->joint_batch[j], 0);
+      }
     }
   }
   clue_minibatch_free(mb);
-  for (int k = 0; k < 2; k++) free(in.enc[k]);
+  free_inputs(&in);
   clue_plan_free(p);
   return out;
 }
@@ -128,10 +157,27 @@ static void check_reference(const rows *r, const clue_dataset *d) {
     if (x[1] < 0 || x[2] == 9) continue;
     assert_true(d->local_row[x[3] * 2 + x[2]] >= 0); /* the row's cell has the modality */
   }
+  clue_inputs in = make_inputs(d);
   clue_err err;
   clue_comm self = clue_comm_self();
   clue_plan *p = NULL;
-  assert_int_equal(clue_plan_new(d, BATCH, 0.2, 11, &self, &p, &err), CLUE_OK);
+  assert_int_equal(clue_plan_new(d, &in, BATCH, 0.2, 11, &self, &p, &err), CLUE_OK);
+  for (int64_t i = 0; i < r->n; i++) { /* each row is its cell's (or filler's) data */
+    const int64_t *x = r->v + i * FIELDS;
+    if (x[1] < 0 || x[2] == 9) continue;
+    int pass = (int)(x[0] / 1000), k = (int)x[2];
+    int64_t pos = x[0] % 1000 * BATCH + x[1], src = x[3];
+    int64_t c = pass == 2 ? clue_plan_val_cell(p, pos) : clue_plan_train_cell(p, pass, pos);
+    bool has = d->local_row[c * 2 + k] >= 0;
+    int64_t want = has ? c : p->local_pool[k][clue_plan_filler_index(p, pass, c, k)];
+    assert_int_equal(src, want);
+    const clue_csr *m = d->mod[k].x;
+    int64_t row = d->local_row[src * 2 + k], sum = 1000 * (m->indptr[row + 1] - m->indptr[row]);
+    for (int64_t j = m->indptr[row]; j < m->indptr[row + 1]; j++)
+      sum += (m->indices[j] + 1) * (int64_t)m->data[j];
+    assert_int_equal(x[5], sum);
+    assert_int_equal(x[4], d->local_batch[src]);
+  }
   for (int pass = 0; pass < 3; pass++) {
     int64_t m = pass == 2 ? p->n_val : clue_plan_steps_per_epoch(p) * BATCH;
     for (int64_t pos = 0; pos < m; pos++) {
@@ -152,6 +198,7 @@ static void check_reference(const rows *r, const clue_dataset *d) {
   }
   assert_int_equal(p->n_val, 8); /* round(0.2 · 40) */
   free(seen);
+  free_inputs(&in);
   clue_plan_free(p);
 }
 

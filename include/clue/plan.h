@@ -15,6 +15,15 @@
 #include "clue/model.h"
 #include "clue/perm.h"
 
+/* Model inputs of this rank's cells: encoder inputs and decoder targets of the
+ * local rows of every modality (row r of modality k = r-th local cell with k). */
+typedef struct clue_inputs {
+  int n_mod;
+  int enc_in[CLUE_K];      /* R_k */
+  float *enc[CLUE_K];      /* (local rows × R_k) */
+  clue_csr *target[CLUE_K]; /* (local rows × F_k) */
+} clue_inputs;
+
 typedef struct clue_plan {
   int n_mod;
   int B;                   /* configured batch size */
@@ -32,14 +41,24 @@ typedef struct clue_plan {
   int64_t order_epoch;     /* epoch the order was made for (−1: none yet) */
   int64_t *cells;          /* (B) workspace: the cells of the minibatch */
   unsigned char *has;      /* (B × n_mod) workspace: which modalities they have */
+  int *src;                /* (B × n_mod) workspace: rank holding each row, −1 none */
+  int64_t *src_cell;       /* (B × n_mod) workspace: the row's cell if this rank holds it */
+  int enc_in[CLUE_K];      /* R_k */
+  clue_csr *rows[CLUE_K];  /* (≤ B rows; room for B × the longest row) decoder targets
+                              of the rows this rank computes this step */
+  char *send, *recv;       /* packed rows: room for B of the longest of each modality */
+  int *scount, *sdisp, *rcount, *rdisp; /* (n_ranks) byte counts of the exchange */
+  const char **cursor;     /* (n_ranks) next unread row from each rank */
 } clue_plan;
 
 /* Collective. Splits the dataset's cells into train and validation (a keyed
  * permutation of the cells: round(val_split · n) validation cells, at most
- * n − 1) and lists this rank's filler candidates. Memory: O(local cells + ranks),
+ * n − 1), lists this rank's filler candidates and sizes the minibatch exchange
+ * for the rows of `in`. Memory: O(local cells + ranks + B × longest row),
  * nothing proportional to the whole dataset; the same on any number of ranks. */
-int clue_plan_new(const clue_dataset *d, int batch_size, double val_split, uint64_t seed,
-                  const clue_comm *comm, clue_plan **out, clue_err *err);
+int clue_plan_new(const clue_dataset *d, const clue_inputs *in, int batch_size,
+                  double val_split, uint64_t seed, const clue_comm *comm, clue_plan **out,
+                  clue_err *err);
 void clue_plan_free(clue_plan *p);
 
 /* Gradient steps per epoch: ⌊n_train / B⌋ (last partial batch dropped) when
@@ -60,19 +79,13 @@ int64_t clue_plan_val_cell(const clue_plan *p, int64_t pos);
  * pool_begin range contains it. */
 int64_t clue_plan_filler_index(const clue_plan *p, int64_t epoch, int64_t c, int k);
 
-/* Model inputs of this rank's cells: encoder inputs and decoder targets of the
- * local rows of every modality (row r of modality k = r-th local cell with k). */
-typedef struct clue_inputs {
-  int n_mod;
-  int enc_in[CLUE_K];      /* R_k */
-  float *enc[CLUE_K];      /* (local rows × R_k) */
-  clue_csr *target[CLUE_K]; /* (local rows × F_k) */
-} clue_inputs;
-
-/* Collective (one allreduce of B × n_mod bytes). Fills this rank's part of
- * minibatch `step` of an epoch (train: positions step·B … of the epoch's order;
- * val: the step-th block of the validation order) into mb: the rows of the cells
- * it holds and of the filler cells it holds. Returns the number of global rows. */
+/* Collective (an allreduce of B × n_mod bytes and an all-to-all of the rows).
+ * Fills this rank's part of minibatch `step` of an epoch (train: positions
+ * step·B … of the epoch's order; val: the step-th block of the validation order)
+ * into mb: an equal block of the B positions per rank (clue_block_range), with
+ * the rows of their cells (or filler cells) sent by the ranks holding them;
+ * mb's targets point into the plan's buffers until the next fill. Returns the
+ * number of global rows. */
 int clue_plan_fill(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
                    int64_t epoch, int64_t step, int validation, const clue_comm *comm,
                    clue_minibatch *mb);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clue/rng.h"
+#include "clue/rowdist.h"
 
 /* Local row of cell c in modality k, or −1 when c is not this rank's. */
 static int64_t local_row(const clue_dataset *d, int64_t c, int k) {
@@ -34,8 +35,54 @@ static int build_pool(clue_plan *p, const clue_dataset *d, int k, const clue_com
   return CLUE_OK;
 }
 
-int clue_plan_new(const clue_dataset *d, int batch_size, double val_split, uint64_t seed,
-                  const clue_comm *comm, clue_plan **out, clue_err *err) {
+/* Bytes of one packed row of modality k with nnz values: batch code, encoder
+ * input, value count, then the values' columns and values. */
+static int64_t row_bytes(const clue_plan *p, int k, int64_t nnz) {
+  return 4 + 4 * (int64_t)p->enc_in[k] + 4 + 8 * nnz;
+}
+
+/* Collective. Buffers for the rows of one minibatch, sized by the longest row
+ * of any rank: B rows per modality at most reach a rank. */
+static int alloc_exchange(clue_plan *p, const clue_inputs *in, const clue_comm *comm,
+                          clue_err *err) {
+  int64_t longest[CLUE_K] = {0};
+  for (int k = 0; k < p->n_mod; k++) {
+    p->enc_in[k] = in->enc_in[k];
+    const clue_csr *x = in->target[k];
+    for (int64_t r = 0; r < x->n_rows; r++)
+      if (x->indptr[r + 1] - x->indptr[r] > longest[k]) longest[k] = x->indptr[r + 1] - x->indptr[r];
+  }
+  clue_comm_max_int64(comm, longest, CLUE_K);
+  int64_t B = p->B, bytes = 0;
+  int rc = CLUE_OK;
+  for (int k = 0; k < p->n_mod; k++) {
+    bytes += B * row_bytes(p, k, longest[k]);
+    if (!(p->rows[k] = clue_csr_new(B, in->target[k]->n_cols, B * longest[k] + 1, err)))
+      rc = CLUE_ENOMEM;
+  }
+  if (bytes > INT32_MAX && comm->size > 1)
+    rc = clue_fail(err, CLUE_EINVAL, "a minibatch of %lld rows holds %lld bytes of counts: "
+                   "more than one exchange can move (lower train.batch_size)",
+                   (long long)B, (long long)bytes);
+  int P = comm->size;
+  p->send = clue_malloc((size_t)bytes + 1, err);
+  p->recv = clue_malloc((size_t)bytes + 1, err);
+  p->scount = clue_calloc((size_t)P, sizeof(int), err);
+  p->sdisp = clue_calloc((size_t)P, sizeof(int), err);
+  p->rcount = clue_calloc((size_t)P, sizeof(int), err);
+  p->rdisp = clue_calloc((size_t)P, sizeof(int), err);
+  p->src = clue_malloc((size_t)B * CLUE_K * sizeof *p->src, err);
+  p->src_cell = clue_malloc((size_t)B * CLUE_K * sizeof *p->src_cell, err);
+  p->cursor = clue_calloc((size_t)P, sizeof *p->cursor, err);
+  if (!rc && (!p->send || !p->recv || !p->scount || !p->sdisp || !p->rcount || !p->rdisp ||
+              !p->src || !p->src_cell || !p->cursor))
+    rc = CLUE_ENOMEM;
+  return clue_comm_agree(comm, rc, err);
+}
+
+int clue_plan_new(const clue_dataset *d, const clue_inputs *in, int batch_size,
+                  double val_split, uint64_t seed, const clue_comm *comm, clue_plan **out,
+                  clue_err *err) {
   *out = NULL;
   clue_plan *p = clue_calloc(1, sizeof *p, err);
   int rc = p ? CLUE_OK : CLUE_ENOMEM;
@@ -62,6 +109,7 @@ int clue_plan_new(const clue_dataset *d, int batch_size, double val_split, uint6
   rc = (p->cells && p->has) ? CLUE_OK : CLUE_ENOMEM;
   rc = clue_comm_agree(comm, rc, err);
   for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) rc = build_pool(p, d, k, comm, err);
+  if (rc == CLUE_OK) rc = alloc_exchange(p, in, comm, err);
   if (rc) {
     clue_plan_free(p);
     return rc;
@@ -78,6 +126,16 @@ void clue_plan_free(clue_plan *p) {
   }
   free(p->cells);
   free(p->has);
+  for (int k = 0; k < CLUE_K; k++) clue_csr_free(p->rows[k]);
+  free(p->send);
+  free(p->recv);
+  free(p->scount);
+  free(p->sdisp);
+  free(p->rcount);
+  free(p->rdisp);
+  free(p->src);
+  free(p->src_cell);
+  free(p->cursor);
   free(p);
 }
 
@@ -134,42 +192,147 @@ static int gather_cells(clue_plan *p, const clue_dataset *d, int64_t epoch, int6
   return (int)n;
 }
 
+/* Which rank holds the row of each (position, modality) and, on that rank, the
+ * row's cell: the cell itself when it has the modality, else its filler. */
+static void find_sources(clue_plan *p, const clue_dataset *d, int64_t epoch, int B) {
+  int K = p->n_mod;
+  for (int i = 0; i < B; i++) {
+    int64_t c = p->cells[i];
+    for (int k = 0; k < K; k++) {
+      int *src = &p->src[i * K + k];
+      int64_t *cell = &p->src_cell[i * K + k];
+      if (p->has[i * K + k]) {
+        *src = clue_dataset_owner(d, c);
+        *cell = c;
+        continue;
+      }
+      int64_t j = clue_plan_filler_index(p, epoch, c, k);
+      *src = -1;
+      *cell = -1;
+      if (j < 0) continue;
+      int lo = 0, hi = p->n_ranks; /* the rank whose pool range holds j */
+      while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        if (p->pool_begin[k][mid] <= j) lo = mid; else hi = mid;
+      }
+      *src = lo;
+      *cell = local_filler(p, k, j);
+    }
+  }
+}
+
+/* Packs the rows this rank holds for the positions of rank r (in position and
+ * modality order) at p->send + at; returns the bytes written. */
+static int64_t pack_rows(const clue_plan *p, const clue_dataset *d, const clue_inputs *in,
+                         int B, int r, int64_t at) {
+  int K = p->n_mod;
+  int64_t b, e, start = at;
+  clue_block_range(B, p->n_ranks, r, &b, &e);
+  for (int64_t i = b; i < e; i++)
+    for (int k = 0; k < K; k++) {
+      if (p->src[i * K + k] != p->rank) continue;
+      int64_t c = p->src_cell[i * K + k], row = local_row(d, c, k);
+      const clue_csr *x = in->target[k];
+      int32_t head[2] = {d->local_batch[c - d->local_begin],
+                         (int32_t)(x->indptr[row + 1] - x->indptr[row])};
+      memcpy(p->send + at, &head[0], 4);
+      memcpy(p->send + at + 4, in->enc[k] + row * p->enc_in[k], 4 * (size_t)p->enc_in[k]);
+      at += 4 + 4 * (int64_t)p->enc_in[k];
+      memcpy(p->send + at, &head[1], 4);
+      memcpy(p->send + at + 4, x->indices + x->indptr[row], 4 * (size_t)head[1]);
+      memcpy(p->send + at + 4 + 4 * head[1], x->data + x->indptr[row], 4 * (size_t)head[1]);
+      at += 4 + 8 * (int64_t)head[1];
+    }
+  return at - start;
+}
+
+/* Unpacks one row of modality k from *from into mb and the plan's row buffer. */
+static int unpack_row(clue_plan *p, const char **from, int k, int pos, clue_minibatch *mb) {
+  clue_mod_rows *r = &mb->mod[k];
+  clue_csr *x = p->rows[k];
+  int q = r->n++, R = p->enc_in[k];
+  int32_t batch, nnz;
+  memcpy(&batch, *from, 4);
+  for (int j = 0; j < R; j++) {
+    float v;
+    memcpy(&v, *from + 4 + 4 * j, 4);
+    r->enc_in[(int64_t)q * R + j] = (real)v;
+  }
+  *from += 4 + 4 * (int64_t)R;
+  memcpy(&nnz, *from, 4);
+  int64_t at = x->indptr[q];
+  memcpy(x->indices + at, *from + 4, 4 * (size_t)nnz);
+  memcpy(x->data + at, *from + 4 + 4 * nnz, 4 * (size_t)nnz);
+  *from += 4 + 8 * (int64_t)nnz;
+  x->indptr[q + 1] = at + nnz;
+  r->pos[q] = pos;
+  r->trow[q] = q;
+  r->batch[q] = batch;
+  r->target = x;
+  return q;
+}
+
+/* Collective. Every rank sends the rows it holds to the ranks computing their
+ * positions. */
+static void exchange_rows(clue_plan *p, const clue_dataset *d, const clue_inputs *in, int B,
+                          const clue_comm *comm) {
+  int P = p->n_ranks;
+  int64_t at = 0;
+  for (int r = 0; r < P; r++) {
+    p->sdisp[r] = (int)at;
+    p->scount[r] = (int)pack_rows(p, d, in, B, r, at);
+    at += p->scount[r];
+  }
+  if (P == 1) {
+    memcpy(p->recv, p->send, (size_t)at);
+    p->rcount[0] = (int)at;
+    p->rdisp[0] = 0;
+    return;
+  }
+  MPI_Alltoall(p->scount, 1, MPI_INT, p->rcount, 1, MPI_INT, comm->comm);
+  for (int r = 0, to = 0; r < P; r++) p->rdisp[r] = to, to += p->rcount[r];
+  MPI_Alltoallv(p->send, p->scount, p->sdisp, MPI_BYTE, p->recv, p->rcount, p->rdisp,
+                MPI_BYTE, comm->comm);
+}
+
 int clue_plan_fill(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
                    int64_t epoch, int64_t step, int validation, const clue_comm *comm,
                    clue_minibatch *mb) {
   int K = p->n_mod, B = gather_cells(p, d, epoch, step, validation, comm);
+  find_sources(p, d, epoch, B);
+  exchange_rows(p, d, in, B, comm);
   mb->B = B;
   memset(mb->n_obs, 0, sizeof mb->n_obs);
   memset(mb->n_pair, 0, sizeof mb->n_pair);
-  for (int k = 0; k < K; k++) mb->mod[k].n = 0;
+  for (int k = 0; k < K; k++) {
+    mb->mod[k].n = 0;
+    p->rows[k]->indptr[0] = 0;
+  }
   mb->n_joint = 0;
   for (int i = 0; i < B; i++) {
-    int64_t c = p->cells[i];
     const unsigned char *has = p->has + (int64_t)i * K;
     for (int k = 0; k < K; k++) mb->n_obs[k] += has[k];
     for (int a = 0; a < K; a++)
       for (int b = 0; b < K; b++) mb->n_pair[a][b] += has[a] && has[b];
-    int joint = c >= d->local_begin && c < d->local_end;
-    int j = mb->n_joint;
-    if (joint) {
-      mb->joint_pos[j] = i;
-      mb->joint_batch[j] = d->local_batch[c - d->local_begin];
-      mb->n_joint++;
-    }
+  }
+  int64_t b, e;
+  clue_block_range(B, p->n_ranks, p->rank, &b, &e);
+  for (int r = 0; r < p->n_ranks; r++) p->cursor[r] = p->recv + p->rdisp[r];
+  for (int64_t i = b; i < e; i++) {
+    const unsigned char *has = p->has + i * K;
+    int j = mb->n_joint++;
+    mb->joint_pos[j] = (int)i;
+    mb->joint_batch[j] = 0;
+    bool batch_set = false;
     for (int k = 0; k < K; k++) {
-      int64_t src = has[k] ? c : local_filler(p, k, clue_plan_filler_index(p, epoch, c, k));
-      if (joint) mb->joint_row[j * CLUE_K + k] = -1;
-      int64_t row = src >= 0 ? local_row(d, src, k) : -1;
-      if (row < 0) continue;
-      clue_mod_rows *r = &mb->mod[k];
-      int q = r->n++;
-      r->pos[q] = i;
-      r->trow[q] = row;
-      r->batch[q] = d->local_batch[src - d->local_begin];
-      r->target = in->target[k];
-      int R = in->enc_in[k];
-      for (int c2 = 0; c2 < R; c2++) r->enc_in[(int64_t)q * R + c2] = (real)in->enc[k][row * R + c2];
-      if (joint && has[k]) mb->joint_row[j * CLUE_K + k] = q;
+      mb->joint_row[j * CLUE_K + k] = -1;
+      int src = p->src[i * K + k];
+      if (src < 0) continue;
+      int q = unpack_row(p, &p->cursor[src], k, (int)i, mb);
+      if (!has[k]) continue;
+      mb->joint_row[j * CLUE_K + k] = q;
+      if (!batch_set) mb->joint_batch[j] = mb->mod[k].batch[q];
+      batch_set = true;
     }
   }
   return B;

@@ -203,8 +203,8 @@ static int setup(trainer *t, clue_err *err) {
   rc = clue_comm_agree(t->comm, rc, err);
   if (rc) return rc;
   if ((rc = clue_inputs_build(t->ck.prep, t->d, &t->in, err))) return rc;
-  rc = clue_plan_new(t->d, cfg->batch_size, cfg->val_split, cfg->seed, t->comm, &t->plan,
-                     err);
+  rc = clue_plan_new(t->d, &t->in, cfg->batch_size, cfg->val_split, cfg->seed, t->comm,
+                     &t->plan, err);
   for (int k = 0; !rc && k < cfg->n_mod; k++)
     if (t->plan->n_pool[k] == 0)
       rc = clue_fail(err, CLUE_EDATA, "no training cell has modality %s", cfg->mod[k].name);
