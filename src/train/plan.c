@@ -49,8 +49,10 @@ static int alloc_exchange(clue_plan *p, const clue_inputs *in, const clue_comm *
   for (int k = 0; k < p->n_mod; k++) {
     p->enc_in[k] = in->enc_in[k];
     const clue_csr *x = in->target[k];
-    for (int64_t r = 0; r < x->n_rows; r++)
-      if (x->indptr[r + 1] - x->indptr[r] > longest[k]) longest[k] = x->indptr[r + 1] - x->indptr[r];
+    for (int64_t r = 0; r < x->n_rows; r++) {
+      int64_t len = x->indptr[r + 1] - x->indptr[r];
+      if (len > longest[k]) longest[k] = len;
+    }
   }
   clue_comm_max_int64(comm, longest, CLUE_K);
   int64_t B = p->B, bytes = 0;
