@@ -133,7 +133,14 @@ else
   rm -rf "$mnt/full"
   "$CLUE_BIN" train --config ro.yaml --set train.max_epochs=40 --quiet >ro.out 2>ro.err & job=$!
   wait_epochs "$mnt/ro" 2 || fail "read-only: training did not start"
-  mount -o remount,ro "$mnt" || fail "remount ro"
+  # the remount is refused (busy) while clue has a file open for writing there
+  # (a checkpoint or log line being written): try again until it lands between writes
+  tries=0
+  until mount -o remount,ro "$mnt" 2>remount.err; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || { cat remount.err; fail "remount ro"; }
+    sleep 0.05
+  done
   wait "$job"; rc=$?
   [ "$rc" -eq 1 ] || { cat ro.err; fail "read-only: exit status $rc"; }
   one_line ro.err "read-only"
