@@ -1,8 +1,9 @@
 /* dataset.c — loading the cells of a run: open every modality on every rank
  * (MPI-IO), let rank 0 pair and select the cells (dataset_cells.c) and split
  * the selection over ranks balanced by nonzeros, hand each rank the metadata
- * of its own cells only, and read each rank's rows: for each modality the file rows of the rank's
- * cells, sorted for one collective read, then put back in cell order. The
+ * of its own cells only, and read each rank's rows: for each modality the file
+ * rows of the rank's cells, sorted for one collective read, then put back in
+ * cell order. The
  * values are checked against the likelihood (counts must be finite and
  * non-negative). Every step ends with an agreement, so a failure on any rank
  * makes every rank return the same error. */

@@ -36,18 +36,7 @@ static int all_within(const real *x, int64_t n, double max_abs) {
 
 int clue_arena_find_nonfinite(const clue_arena *a, const real *vals, double max_abs,
                               int64_t *at) {
-  if (all_within(vals, a->n, max_abs)) return -1;
-  for (int t = 0; t < a->n_tensors; t++) {
-    const real *x = vals + a->t[t].offset;
-    int64_t n = clue_arena_size(a, t);
-    if (all_within(x, n, max_abs)) continue;
-    for (int64_t i = 0; i < n; i++)
-      if (!all_within(x + i, 1, max_abs)) {
-        if (at) *at = i;
-        return t;
-      }
-  }
-  return -1; /* a value outside every tensor cannot happen */
+  return clue_arena_find_nonfinite_range(a, vals, max_abs, 0, a->n, at);
 }
 
 int clue_arena_find_nonfinite_range(const clue_arena *a, const real *vals, double max_abs,
@@ -56,11 +45,12 @@ int clue_arena_find_nonfinite_range(const clue_arena *a, const real *vals, doubl
   for (int t = 0; t < a->n_tensors; t++) {
     int64_t t0 = a->t[t].offset, t1 = t0 + clue_arena_size(a, t);
     int64_t lo = t0 > b ? t0 : b, hi = t1 < e ? t1 : e;
+    if (hi <= lo || all_within(vals + lo, hi - lo, max_abs)) continue;
     for (int64_t i = lo; i < hi; i++)
       if (!all_within(vals + i, 1, max_abs)) {
         if (at) *at = i - t0;
         return t;
       }
   }
-  return -1;
+  return -1; /* a value outside every tensor cannot happen */
 }
