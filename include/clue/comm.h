@@ -57,4 +57,8 @@ void clue_comm_barrier(const clue_comm *c);
 void clue_partition_weighted(int64_t n, const int64_t *w, int size, int64_t *begin,
                              int64_t *end);
 
+/* The rank r with begin[r] <= x < begin[r + 1], for ascending range starts
+ * begin[0..size] (ranks with empty ranges are skipped; x < begin[size]). */
+int clue_range_owner(const int64_t *begin, int size, int64_t x);
+
 #endif

@@ -46,7 +46,8 @@ typedef struct clue_plan {
   int enc_in[CLUE_K];      /* R_k */
   clue_csr *rows[CLUE_K];  /* (≤ B rows; room for B × the longest row) decoder targets
                               of the rows this rank computes this step */
-  char *send, *recv;       /* packed rows: room for B of the longest of each modality */
+  char *send, *recv;       /* packed rows: room for B of the longest of each modality
+                              (recv: NULL on one rank, which reads send) */
   int *scount, *sdisp, *rcount, *rdisp; /* (n_ranks) byte counts of the exchange */
   const char **cursor;     /* (n_ranks) next unread row from each rank */
 } clue_plan;

@@ -372,13 +372,5 @@ void clue_dataset_free(clue_dataset *d) {
 }
 
 int clue_dataset_owner(const clue_dataset *d, int64_t c) {
-  int lo = 0, hi = d->n_ranks; /* owner in [lo, hi) */
-  while (hi - lo > 1) {
-    int mid = lo + (hi - lo) / 2;
-    if (d->rank_begin[mid] <= c)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  return lo;
+  return clue_range_owner(d->rank_begin, d->n_ranks, c);
 }

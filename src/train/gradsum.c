@@ -146,6 +146,14 @@ static void node_sync(const clue_gradsum *g) {
   MPI_Win_sync(g->win);
 }
 
+/* The offset of buf in this rank's slot when it lies there whole, else −1. */
+static int64_t slot_offset(const clue_gradsum *g, const real *buf, int64_t n) {
+  uintptr_t at = (uintptr_t)buf, mine = (uintptr_t)g->slot[g->comm.rank];
+  if (at < mine || at + (uintptr_t)n * sizeof(real) > mine + (uintptr_t)g->n_max * sizeof(real))
+    return -1;
+  return (int64_t)((at - mine) / sizeof(real));
+}
+
 void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   const clue_comm *c = &g->comm;
   if (c->size == 1 || n <= 0) return;
@@ -155,10 +163,8 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   }
   int P = c->size, r = c->rank;
   /* in place: buf is already in this rank's slot, at the same offset on every rank */
-  uintptr_t at = (uintptr_t)buf, mine = (uintptr_t)g->slot[r];
-  bool in_place = at >= mine && at + (uintptr_t)n * sizeof(real) <=
-                                    mine + (uintptr_t)g->n_max * sizeof(real);
-  int64_t off = in_place ? (int64_t)((at - mine) / sizeof(real)) : 0;
+  int64_t off = slot_offset(g, buf, n);
+  bool in_place = off >= 0;
   real **view = g->view;
   if (!in_place && g->n_attached > 0) { /* the slot holds attached gradients */
     clue_sum_real_mpi(c, buf, n);
@@ -185,14 +191,6 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
 
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
   return slice_begin(n, g->comm.size, r);
-}
-
-/* The offset of buf in this rank's slot when it lies there whole, else −1. */
-static int64_t slot_offset(const clue_gradsum *g, const real *buf, int64_t n) {
-  uintptr_t at = (uintptr_t)buf, mine = (uintptr_t)g->slot[g->comm.rank];
-  if (at < mine || at + (uintptr_t)n * sizeof(real) > mine + (uintptr_t)g->n_max * sizeof(real))
-    return -1;
-  return (int64_t)((at - mine) / sizeof(real));
 }
 
 bool clue_gradsum_sum_slice(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e) {

@@ -68,7 +68,7 @@ static int alloc_exchange(clue_plan *p, const clue_inputs *in, const clue_comm *
                    (long long)B, (long long)bytes);
   int P = comm->size;
   p->send = clue_malloc((size_t)bytes + 1, err);
-  p->recv = clue_malloc((size_t)bytes + 1, err);
+  p->recv = P > 1 ? clue_malloc((size_t)bytes + 1, err) : NULL; /* one rank: read in place */
   p->scount = clue_calloc((size_t)P, sizeof(int), err);
   p->sdisp = clue_calloc((size_t)P, sizeof(int), err);
   p->rcount = clue_calloc((size_t)P, sizeof(int), err);
@@ -76,8 +76,9 @@ static int alloc_exchange(clue_plan *p, const clue_inputs *in, const clue_comm *
   p->src = clue_malloc((size_t)B * CLUE_K * sizeof *p->src, err);
   p->src_cell = clue_malloc((size_t)B * CLUE_K * sizeof *p->src_cell, err);
   p->cursor = clue_calloc((size_t)P, sizeof *p->cursor, err);
-  if (!rc && (!p->send || !p->recv || !p->scount || !p->sdisp || !p->rcount || !p->rdisp ||
-              !p->src || !p->src_cell || !p->cursor))
+  bool have = p->send && (P == 1 || p->recv) && p->scount && p->sdisp && p->rcount &&
+              p->rdisp && p->src && p->src_cell && p->cursor;
+  if (!rc && !have)
     rc = CLUE_ENOMEM;
   return clue_comm_agree(comm, rc, err);
 }
@@ -212,12 +213,7 @@ static void find_sources(clue_plan *p, const clue_dataset *d, int64_t epoch, int
       *src = -1;
       *cell = -1;
       if (j < 0) continue;
-      int lo = 0, hi = p->n_ranks; /* the rank whose pool range holds j */
-      while (hi - lo > 1) {
-        int mid = lo + (hi - lo) / 2;
-        if (p->pool_begin[k][mid] <= j) lo = mid; else hi = mid;
-      }
-      *src = lo;
+      *src = clue_range_owner(p->pool_begin[k], p->n_ranks, j);
       *cell = local_filler(p, k, j);
     }
   }
@@ -275,9 +271,9 @@ static int unpack_row(clue_plan *p, const char **from, int k, int pos, clue_mini
 }
 
 /* Collective. Every rank sends the rows it holds to the ranks computing their
- * positions. */
-static void exchange_rows(clue_plan *p, const clue_dataset *d, const clue_inputs *in, int B,
-                          const clue_comm *comm) {
+ * positions; returns where the received rows start (rdisp[r]: rank r's). */
+static const char *exchange_rows(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
+                                 int B, const clue_comm *comm) {
   int P = p->n_ranks;
   int64_t at = 0;
   for (int r = 0; r < P; r++) {
@@ -285,16 +281,15 @@ static void exchange_rows(clue_plan *p, const clue_dataset *d, const clue_inputs
     p->scount[r] = (int)pack_rows(p, d, in, B, r, at);
     at += p->scount[r];
   }
-  if (P == 1) {
-    memcpy(p->recv, p->send, (size_t)at);
-    p->rcount[0] = (int)at;
+  if (P == 1) { /* the rows stay where they were packed */
     p->rdisp[0] = 0;
-    return;
+    return p->send;
   }
   MPI_Alltoall(p->scount, 1, MPI_INT, p->rcount, 1, MPI_INT, comm->comm);
   for (int r = 0, to = 0; r < P; r++) p->rdisp[r] = to, to += p->rcount[r];
   MPI_Alltoallv(p->send, p->scount, p->sdisp, MPI_BYTE, p->recv, p->rcount, p->rdisp,
                 MPI_BYTE, comm->comm);
+  return p->recv;
 }
 
 int clue_plan_fill(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
@@ -302,7 +297,7 @@ int clue_plan_fill(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
                    clue_minibatch *mb) {
   int K = p->n_mod, B = gather_cells(p, d, epoch, step, validation, comm);
   find_sources(p, d, epoch, B);
-  exchange_rows(p, d, in, B, comm);
+  const char *received = exchange_rows(p, d, in, B, comm);
   mb->B = B;
   memset(mb->n_obs, 0, sizeof mb->n_obs);
   memset(mb->n_pair, 0, sizeof mb->n_pair);
@@ -319,7 +314,7 @@ int clue_plan_fill(clue_plan *p, const clue_dataset *d, const clue_inputs *in,
   }
   int64_t b, e;
   clue_block_range(B, p->n_ranks, p->rank, &b, &e);
-  for (int r = 0; r < p->n_ranks; r++) p->cursor[r] = p->recv + p->rdisp[r];
+  for (int r = 0; r < p->n_ranks; r++) p->cursor[r] = received + p->rdisp[r];
   for (int64_t i = b; i < e; i++) {
     const unsigned char *has = p->has + i * K;
     int j = mb->n_joint++;

@@ -139,3 +139,15 @@ void clue_partition_weighted(int64_t n, const int64_t *w, int size, int64_t *beg
     end[r] = i;
   }
 }
+
+int clue_range_owner(const int64_t *begin, int size, int64_t x) {
+  int lo = 0, hi = size; /* owner in [lo, hi) */
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (begin[mid] <= x)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
