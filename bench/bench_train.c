@@ -181,14 +181,15 @@ static void step_gemms(const shape *sh, int n, gemm_list *l) {
     gemm_mlp(l, K * n, K * d, dc->width, dc->depth, nbd, false, true, g);
     gemm_linear(l, K * n, stack_out(K * d, dc->width, dc->depth, nbd, false), K, true, true);
     if (!g) continue;
-    int apps = 1 + (sh->lw.cross != 0); /* self + joint cross (every cell paired) */
-    for (int k = 0; k < K; k++)
-      for (int a = 0; a < apps; a++) {
-        const clue_mlp_config *c = &s->decoder;
-        gemm_mlp(l, n, d, c->width, c->depth, nb, true, true, true);
-        gemm_linear(l, n, stack_out(d, c->width, c->depth, nb, true), s->n_feat[k], true,
-                    true);
-      }
+    /* Self + joint cross (every cell paired): the stack per application, the
+     * output layer once over both applications' rows. */
+    int apps = 1 + (sh->lw.cross != 0);
+    for (int k = 0; k < K; k++) {
+      const clue_mlp_config *c = &s->decoder;
+      for (int a = 0; a < apps; a++) gemm_mlp(l, n, d, c->width, c->depth, nb, true, true, true);
+      gemm_linear(l, apps * n, stack_out(d, c->width, c->depth, nb, true), s->n_feat[k], true,
+                  true);
+    }
   }
 }
 

@@ -4,22 +4,39 @@
 
 #include "clue/model.h"
 
-/* Buffers of one decoder, reused by its successive applications in a step
- * (each application runs forward, loss and backward before the next). */
-typedef struct dec_work {
+/* Rows of one application of a decoder (self, joint cross or real cross),
+ * placed by the caller; applications of the same decoder run together. */
+typedef struct dec_app {
   nn_mlp_cache cache;
-  nn_lik_terms terms;
-  real *z;       /* (B × d) decoder input */
-  real *dz;      /* (B × d) gradient of the input */
-  real *loc;     /* (B × F) */
-  real *dloc;    /* (B × F) */
-  real *dh;      /* (B × hidden out) gradient of the stack output */
-  real *lib;     /* (B) library sizes */
-  real *dlib;    /* (B) */
+  real *z;        /* (B × d) decoder input */
+  real *dz;       /* (B × d) gradient of the input */
+  real *lib;      /* (B) library sizes */
+  real *dlib;     /* (B) */
   int32_t *batch; /* (B) */
   int64_t *trow;  /* (B) target rows */
   int *src;       /* (B) where the row came from (caller's bookkeeping) */
   uint64_t *key;  /* (B) row keys */
+  int n;                  /* rows here */
+  int64_t n_global;       /* rows over all ranks (BatchNorm) */
+  int id;                 /* APP_* id: its dropout stream */
+  real coef;              /* gradient scale (loss weight / count) */
+  const clue_csr *target; /* counts; rows trow */
+  double nll;             /* out: Σ NLL of the rows */
+} dec_app;
+
+/* Applications of one decoder run together: self + joint cross. */
+#define DEC_APPS 2
+
+/* Buffers of one decoder. The stack (with its BatchNorm statistics) runs per
+ * application; the output layer runs once over the applications' rows stacked,
+ * so its weights are read once per pass instead of once per application. */
+typedef struct dec_work {
+  nn_lik_terms terms;
+  dec_app app[DEC_APPS];
+  real *h;    /* (DEC_APPS·B × stack out) stack outputs, stacked */
+  real *dh;   /* (DEC_APPS·B × stack out) */
+  real *loc;  /* (DEC_APPS·B × F) */
+  real *dloc; /* (DEC_APPS·B × F) */
 } dec_work;
 
 struct clue_work {
@@ -70,12 +87,12 @@ void enc_backward(clue_model *m, clue_work *w, int k, const clue_mod_rows *rows,
                   int64_t n_global, const clue_pass *p, const clue_comm *comm);
 void enc_library_backward(clue_model *m, clue_work *w, int k, const clue_mod_rows *rows);
 
-/* decode.c: one application of decoder k to n rows already placed in w->dec[k]
- * (z, batch, lib, trow, key); returns Σ NLL; with grad, fills dz and dlib scaled
- * by coef and accumulates parameter gradients. */
-double dec_apply(clue_model *m, clue_work *w, int k, const clue_csr *target, int n,
-                 int64_t n_global, const clue_pass *p, int app, real coef, bool grad,
-                 const clue_comm *comm);
+/* decode.c: runs applications app[0 .. n_apps) of decoder k, placed in
+ * w->dec[k].app (rows, n, n_global, id, coef, target); sets each one's nll to the
+ * Σ NLL of its rows; with grad, fills each one's dz and dlib scaled by its coef
+ * and accumulates parameter gradients. */
+void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p, bool grad,
+             const clue_comm *comm);
 
 /* vector helpers (step.c) */
 real l2_normalize(const real *x, int n, real *y);

@@ -124,34 +124,6 @@ static void add_block(real *dst, int dst_stride, const real *src, int n, int d, 
   }
 }
 
-/* Self reconstruction and KL of every modality (all B rows, fillers included). */
-static void gen_self(clue_model *m, clue_work *w, const clue_minibatch *mb,
-                     const clue_loss_weights *lw, const clue_pass *p, bool grad,
-                     const clue_comm *comm, gen_sums *s) {
-  int K = w->K, d = w->d, Kd = w->Kd;
-  for (int k = 0; k < K; k++) {
-    const clue_mod_rows *rows = &mb->mod[k];
-    dec_work *dw = &w->dec[k];
-    int n = rows->n, F = m->spec.n_feat[k];
-    for (int i = 0; i < n; i++) {
-      memcpy(dw->z + (int64_t)i * d, w->shat[k] + (int64_t)i * Kd + k * d,
-             (size_t)d * sizeof(real));
-      dw->batch[i] = rows->batch[i];
-      dw->lib[i] = w->lib[k][(int64_t)i * K + k];
-      dw->trow[i] = rows->trow[i];
-      dw->key[i] = w->key[k][i];
-    }
-    double scale = lw->data * lw->mod_weight[k] / ((double)mb->B * F);
-    s->nll[k] = dec_apply(m, w, k, rows->target, n, mb->B, p, APP_SELF(k), (real)scale,
-                          grad, comm);
-    if (grad) {
-      add_block(w->dshat[k], Kd, dw->dz, n, d, k);
-      for (int i = 0; i < n; i++) w->dlib[k][(int64_t)i * K + k] += dw->dlib[i];
-    }
-    s->kl[k] = enc_kl(m, w, k, n, (real)(scale * lw->kl), grad);
-  }
-}
-
 /* Joint sample of the local joint rows: mean of the observed samples, normalised. */
 static void gen_joint_sample(const clue_model *m, clue_work *w, const clue_minibatch *mb) {
   int K = w->K, Kd = w->Kd;
@@ -178,37 +150,89 @@ static void gen_joint_sample(const clue_model *m, clue_work *w, const clue_minib
   memset(w->dsbar_hat, 0, (size_t)mb->n_joint * Kd * sizeof(real));
 }
 
-/* Joint cross: decode each observed modality from the joint sample. */
-static void gen_joint_cross(clue_model *m, clue_work *w, const clue_minibatch *mb,
-                            const clue_loss_weights *lw, const clue_pass *p, bool grad,
-                            const clue_comm *comm, gen_sums *s) {
+/* Self application of decoder k: all B rows (fillers included), block k of
+ * each row's own sample. */
+static void place_self(const clue_model *m, clue_work *w, const clue_minibatch *mb,
+                       const clue_loss_weights *lw, int k, dec_app *a) {
+  const clue_mod_rows *rows = &mb->mod[k];
   int K = w->K, d = w->d, Kd = w->Kd;
-  for (int k = 0; k < K; k++) {
-    if (mb->n_obs[k] == 0 || lw->cross == 0) continue;
+  for (int i = 0; i < rows->n; i++) {
+    memcpy(a->z + (int64_t)i * d, w->shat[k] + (int64_t)i * Kd + k * d,
+           (size_t)d * sizeof(real));
+    a->batch[i] = rows->batch[i];
+    a->lib[i] = w->lib[k][(int64_t)i * K + k];
+    a->trow[i] = rows->trow[i];
+    a->key[i] = w->key[k][i];
+  }
+  a->n = rows->n;
+  a->n_global = mb->B;
+  a->id = APP_SELF(k);
+  a->coef = (real)(lw->data * lw->mod_weight[k] / ((double)mb->B * m->spec.n_feat[k]));
+  a->target = rows->target;
+}
+
+static void take_self(clue_work *w, int k, const dec_app *a) {
+  int K = w->K;
+  add_block(w->dshat[k], w->Kd, a->dz, a->n, w->d, k);
+  for (int i = 0; i < a->n; i++) w->dlib[k][(int64_t)i * K + k] += a->dlib[i];
+}
+
+/* Joint-cross application of decoder k: the joint rows with modality k
+ * observed, block k of their joint sample. */
+static void place_joint_cross(const clue_model *m, clue_work *w, const clue_minibatch *mb,
+                              const clue_loss_weights *lw, int k, dec_app *a) {
+  int K = w->K, d = w->d, Kd = w->Kd, n = 0;
+  for (int r = 0; r < mb->n_joint; r++) {
+    int ik = mb->joint_row[r * CLUE_K + k];
+    if (ik < 0) continue;
+    memcpy(a->z + (int64_t)n * d, w->sbar_hat + (int64_t)r * Kd + k * d,
+           (size_t)d * sizeof(real));
+    a->batch[n] = mb->joint_batch[r];
+    a->lib[n] = w->lib[k][(int64_t)ik * K + k];
+    a->trow[n] = mb->mod[k].trow[ik];
+    a->key[n] = w->key[k][ik];
+    a->src[n] = r;
+    n++;
+  }
+  a->n = n;
+  a->n_global = mb->n_obs[k];
+  a->id = APP_CROSS(K, k);
+  a->coef = (real)(lw->cross * lw->mod_weight[k] /
+                   ((double)mb->n_obs[k] * m->spec.n_feat[k]));
+  a->target = mb->mod[k].target;
+}
+
+static void take_joint_cross(clue_work *w, const clue_minibatch *mb, int k,
+                             const dec_app *a) {
+  int K = w->K, Kd = w->Kd;
+  for (int q = 0; q < a->n; q++) {
+    int r = a->src[q];
+    int ik = mb->joint_row[r * CLUE_K + k];
+    add_block(w->dsbar_hat + (int64_t)r * Kd, Kd, a->dz + (int64_t)q * w->d, 1, w->d, k);
+    w->dlib[k][(int64_t)ik * K + k] += a->dlib[q];
+  }
+}
+
+/* Each decoder on its self rows (all B rows, fillers included) and, run
+ * together, its joint-cross rows (decoded from the joint sample); KL of every
+ * modality. */
+static void gen_decode(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                       const clue_loss_weights *lw, const clue_pass *p, bool grad,
+                       const clue_comm *comm, gen_sums *s) {
+  for (int k = 0; k < w->K; k++) {
     dec_work *dw = &w->dec[k];
-    int n = 0;
-    for (int r = 0; r < mb->n_joint; r++) {
-      int ik = mb->joint_row[r * CLUE_K + k];
-      if (ik < 0) continue;
-      memcpy(dw->z + (int64_t)n * d, w->sbar_hat + (int64_t)r * Kd + k * d,
-             (size_t)d * sizeof(real));
-      dw->batch[n] = mb->joint_batch[r];
-      dw->lib[n] = w->lib[k][(int64_t)ik * K + k];
-      dw->trow[n] = mb->mod[k].trow[ik];
-      dw->key[n] = w->key[k][ik];
-      dw->src[n] = r;
-      n++;
+    bool cross = mb->n_obs[k] > 0 && lw->cross != 0;
+    place_self(m, w, mb, lw, k, &dw->app[0]);
+    if (cross) place_joint_cross(m, w, mb, lw, k, &dw->app[1]);
+    dec_run(m, w, k, cross ? 2 : 1, p, grad, comm);
+    s->nll[k] = dw->app[0].nll;
+    if (cross) s->cross[k] = dw->app[1].nll;
+    if (grad) {
+      take_self(w, k, &dw->app[0]);
+      if (cross) take_joint_cross(w, mb, k, &dw->app[1]);
     }
-    double scale = lw->cross * lw->mod_weight[k] / ((double)mb->n_obs[k] * m->spec.n_feat[k]);
-    s->cross[k] = dec_apply(m, w, k, mb->mod[k].target, n, mb->n_obs[k], p,
-                            APP_CROSS(K, k), (real)scale, grad, comm);
-    if (!grad) continue;
-    for (int q = 0; q < n; q++) {
-      int r = dw->src[q];
-      int ik = mb->joint_row[r * CLUE_K + k];
-      add_block(w->dsbar_hat + (int64_t)r * Kd, Kd, dw->dz + (int64_t)q * d, 1, d, k);
-      w->dlib[k][(int64_t)ik * K + k] += dw->dlib[q];
-    }
+    double scale = lw->data * lw->mod_weight[k] / ((double)mb->B * m->spec.n_feat[k]);
+    s->kl[k] = enc_kl(m, w, k, mb->mod[k].n, (real)(scale * lw->kl), grad);
   }
 }
 
@@ -221,29 +245,33 @@ static void gen_real_cross(clue_model *m, clue_work *w, const clue_minibatch *mb
   for (int t = 0; t < K; t++)
     for (int src = 0; src < K; src++) {
       if (src == t || mb->n_pair[src][t] == 0) continue;
-      dec_work *dw = &w->dec[t];
+      dec_app *a = &w->dec[t].app[0];
       int n = 0;
       for (int r = 0; r < mb->n_joint; r++) {
         int is = mb->joint_row[r * CLUE_K + src], it = mb->joint_row[r * CLUE_K + t];
         if (is < 0 || it < 0) continue;
-        memcpy(dw->z + (int64_t)n * d, w->shat[src] + (int64_t)is * Kd + t * d,
+        memcpy(a->z + (int64_t)n * d, w->shat[src] + (int64_t)is * Kd + t * d,
                (size_t)d * sizeof(real));
-        dw->batch[n] = mb->joint_batch[r];
-        dw->lib[n] = w->lib[src][(int64_t)is * K + t];
-        dw->trow[n] = mb->mod[t].trow[it];
-        dw->key[n] = w->key[t][it];
-        dw->src[n] = is;
+        a->batch[n] = mb->joint_batch[r];
+        a->lib[n] = w->lib[src][(int64_t)is * K + t];
+        a->trow[n] = mb->mod[t].trow[it];
+        a->key[n] = w->key[t][it];
+        a->src[n] = is;
         n++;
       }
-      double scale = lw->real_cross * lw->mod_weight[t] /
-                     ((double)mb->n_pair[src][t] * m->spec.n_feat[t]);
-      s->real[src][t] = dec_apply(m, w, t, mb->mod[t].target, n, mb->n_pair[src][t], p,
-                                  APP_REAL(K, src, t), (real)scale, grad, comm);
+      a->n = n;
+      a->n_global = mb->n_pair[src][t];
+      a->id = APP_REAL(K, src, t);
+      a->coef = (real)(lw->real_cross * lw->mod_weight[t] /
+                       ((double)mb->n_pair[src][t] * m->spec.n_feat[t]));
+      a->target = mb->mod[t].target;
+      dec_run(m, w, t, 1, p, grad, comm);
+      s->real[src][t] = a->nll;
       if (!grad) continue;
       for (int q = 0; q < n; q++) {
-        int is = dw->src[q];
-        add_block(w->dshat[src] + (int64_t)is * Kd, Kd, dw->dz + (int64_t)q * d, 1, d, t);
-        w->dlib[src][(int64_t)is * K + t] += dw->dlib[q];
+        int is = a->src[q];
+        add_block(w->dshat[src] + (int64_t)is * Kd, Kd, a->dz + (int64_t)q * d, 1, d, t);
+        w->dlib[src][(int64_t)is * K + t] += a->dlib[q];
       }
     }
 }
@@ -367,9 +395,8 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
   }
   gen_sums s;
   memset(&s, 0, sizeof s);
-  gen_self(m, w, mb, lw, p, grad, comm, &s);
   gen_joint_sample(m, w, mb);
-  gen_joint_cross(m, w, mb, lw, p, grad, comm, &s);
+  gen_decode(m, w, mb, lw, p, grad, comm, &s);
   gen_real_cross(m, w, mb, lw, p, grad, comm, &s);
   gen_cosine(m, w, mb, lw, grad, &s);
   gen_adversarial(m, w, mb, lw, p, grad, comm, &s);
@@ -410,7 +437,7 @@ int clue_model_embed(const clue_model *m, clue_work *w, int k, const real *x, in
   int Kd = w->Kd, R = m->spec.enc_in[k];
   clue_mod_rows rows;
   memset(&rows, 0, sizeof rows);
-  rows.pos = w->dec[0].src; /* any int scratch of B entries */
+  rows.pos = w->dec[0].app[0].src; /* any int scratch of B entries */
   clue_pass p = {.seed = 0, .pass = 0, .disc_noise = 0, .train = false};
   clue_comm self = clue_comm_self();
   for (int64_t b = 0; b < n; b += w->B) {

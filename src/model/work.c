@@ -9,41 +9,55 @@
     if (!((p) = clue_calloc((size_t)(count), sizeof *(p), err))) goto fail; \
   } while (0)
 
+static int dec_app_new(const nn_mlp *stack, int B, int d, dec_app *a, clue_err *err) {
+  if (nn_mlp_cache_new(stack, B, &a->cache, err)) return CLUE_ENOMEM;
+  ALLOC(a->z, (size_t)B * d);
+  ALLOC(a->dz, (size_t)B * d);
+  ALLOC(a->lib, B);
+  ALLOC(a->dlib, B);
+  ALLOC(a->batch, B);
+  ALLOC(a->trow, B);
+  ALLOC(a->src, B);
+  ALLOC(a->key, B);
+  return CLUE_OK;
+fail:
+  return CLUE_ENOMEM;
+}
+
+static void dec_app_free(dec_app *a) {
+  nn_mlp_cache_free(&a->cache);
+  free(a->z);
+  free(a->dz);
+  free(a->lib);
+  free(a->dlib);
+  free(a->batch);
+  free(a->trow);
+  free(a->src);
+  free(a->key);
+}
+
 static int dec_work_new(const clue_model *m, int k, int B, dec_work *dw, clue_err *err) {
   const clue_model_spec *s = &m->spec;
-  int F = s->n_feat[k], d = s->latent_dim;
-  if (nn_mlp_cache_new(&m->dec[k], B, &dw->cache, err)) return CLUE_ENOMEM;
-  if (nn_lik_terms_new(s->lik[k], F, s->n_batches, &dw->terms, err)) return CLUE_ENOMEM;
-  ALLOC(dw->z, (size_t)B * d);
-  ALLOC(dw->dz, (size_t)B * d);
-  ALLOC(dw->loc, (size_t)B * F);
-  ALLOC(dw->dloc, (size_t)B * F);
-  ALLOC(dw->dh, (size_t)B * nn_mlp_out_width(&m->dec[k]));
-  ALLOC(dw->lib, B);
-  ALLOC(dw->dlib, B);
-  ALLOC(dw->batch, B);
-  ALLOC(dw->trow, B);
-  ALLOC(dw->src, B);
-  ALLOC(dw->key, B);
+  size_t rows = (size_t)DEC_APPS * B, F = (size_t)s->n_feat[k];
+  if (nn_lik_terms_new(s->lik[k], (int)F, s->n_batches, &dw->terms, err)) return CLUE_ENOMEM;
+  for (int a = 0; a < DEC_APPS; a++)
+    if (dec_app_new(&m->dec[k], B, s->latent_dim, &dw->app[a], err)) return CLUE_ENOMEM;
+  ALLOC(dw->h, rows * nn_mlp_out_width(&m->dec[k]));
+  ALLOC(dw->dh, rows * nn_mlp_out_width(&m->dec[k]));
+  ALLOC(dw->loc, rows * F);
+  ALLOC(dw->dloc, rows * F);
   return CLUE_OK;
 fail:
   return CLUE_ENOMEM;
 }
 
 static void dec_work_free(dec_work *dw) {
-  nn_mlp_cache_free(&dw->cache);
   nn_lik_terms_free(&dw->terms);
-  free(dw->z);
-  free(dw->dz);
+  for (int a = 0; a < DEC_APPS; a++) dec_app_free(&dw->app[a]);
+  free(dw->h);
+  free(dw->dh);
   free(dw->loc);
   free(dw->dloc);
-  free(dw->dh);
-  free(dw->lib);
-  free(dw->dlib);
-  free(dw->batch);
-  free(dw->trow);
-  free(dw->src);
-  free(dw->key);
 }
 
 int clue_work_new(const clue_model *m, int B, clue_work **out, clue_err *err) {
