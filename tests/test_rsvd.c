@@ -1,6 +1,7 @@
 /* test_rsvd.c — the distributed randomized SVD against an exact dense SVD
  * (LAPACK on the whole matrix): singular values, subspaces, the sign
- * convention, rank-deficient and very short matrices, the sparse entry point,
+ * convention, rank-deficient and very short matrices, the sparse entry points
+ * (a CSR, and sparse rows plus a constant row),
  * independence of the number of ranks (including ranks with no rows), and
  * failures that must reach every rank.
  * CLUE_TEST_NP: 1 2 3 4 */
@@ -215,6 +216,75 @@ static void test_csr(void **state) {
   free(x.a);
 }
 
+/* Sparse rows of x minus the offset row, for clue_rsvd_offset. */
+typedef struct offset_mat {
+  mat *x;
+  const double *offset;
+} offset_mat;
+
+static int offset_rows(void *ctx, int64_t b, int64_t e, int64_t *ptr, int32_t *idx,
+                       double *val, clue_err *err) {
+  offset_mat *o = ctx;
+  mat *x = o->x;
+  if (clue_comm_world().rank == x->fail_rank)
+    return clue_fail(err, CLUE_EIO, "test: sparse block %lld failed", (long long)b);
+  int64_t n = 0;
+  ptr[0] = 0;
+  for (int64_t i = b; i < e; i++) {
+    for (int64_t j = 0; j < x->m; j++) {
+      double c = x->a[(x->begin + i) * x->m + j] - o->offset[j];
+      if (c == 0) continue;
+      idx[n] = (int32_t)j;
+      val[n++] = c;
+    }
+    ptr[i - b + 1] = n;
+  }
+  return CLUE_OK;
+}
+
+/* A = C + 1·offsetᵀ with C 85 % zeros (standardised counts): the offset entry
+ * point agrees with the dense one on the same rows, and with the exact SVD;
+ * with rank 0 holding no rows too; a failing block fails every rank. */
+static void test_offset(void **state) {
+  (void)state;
+  int64_t n = 2300, m = 70;
+  mat x = mat_random(n, m, 0.9, 10);
+  double offset[70];
+  for (int64_t j = 0; j < m; j++) offset[j] = (double)(float)(-0.3 - 0.01 * (double)j);
+  clue_rng r = clue_rng_stream(11, CLUE_RNG_TEST, 0, 0);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < m; j++)
+      x.a[i * m + j] = clue_rng_uniform(&r) < 0.85
+                           ? offset[j]
+                           : (double)(float)(offset[j] + x.a[i * m + j]);
+  clue_comm c = tu_world();
+  int64_t *bound = malloc(sizeof *bound * (size_t)(n + 1));
+  offset_mat o = {&x, offset};
+  int k = 8;
+  double vo[70 * 8], so[8], vd[70 * 8], sd[8];
+  clue_err err;
+  for (int empty_first = 0; empty_first < 2; empty_first++) {
+    mat_split(&x, &c, empty_first);
+    int64_t nl = x.end - x.begin;
+    for (int64_t i = 0; i <= nl; i++) bound[i] = i * m; /* every entry may be stored */
+    TU_OK(clue_rsvd_offset(offset_rows, &o, offset, bound, nl, m, k, 10, 7, 42, &c, vo, so,
+                           &err),
+          &err);
+    TU_OK(clue_rsvd(mat_rows, &x, nl, m, k, 10, 7, 42, &c, vd, sd, &err), &err);
+    for (int i = 0; i < k; i++) TU_CLOSE(so[i], sd[i], 1e-10);
+    for (int i = 0; i < 70 * k; i++) TU_CLOSE(vo[i], vd[i], 1e-9);
+    check_vs_exact(&x, k, k, vo, so, 1e-6);
+    check_orthonormal_signs(vo, m, k);
+  }
+  x.fail_rank = c.size - 1;
+  assert_int_equal(clue_rsvd_offset(offset_rows, &o, offset, bound, x.end - x.begin, m, k,
+                                    10, 2, 42, &c, vo, so, &err),
+                   CLUE_EIO);
+  assert_non_null(strstr(err.msg, "test: sparse block"));
+  free(bound);
+  free(x.a);
+}
+
 static void test_errors(void **state) {
   (void)state;
   mat x = mat_random(20, 5, 1.0, 9);
@@ -233,7 +303,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dense_vs_exact), cmocka_unit_test(test_rank_independence),
       cmocka_unit_test(test_rank_deficient), cmocka_unit_test(test_short_and_full),
-      cmocka_unit_test(test_csr),            cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_csr),            cmocka_unit_test(test_offset),
+      cmocka_unit_test(test_errors),
   };
   return TU_RUN(tests);
 }

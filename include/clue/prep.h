@@ -107,4 +107,21 @@ int clue_rsvd(clue_rows_fn rows, void *ctx, int64_t n_local, int64_t n_cols, int
 int clue_rsvd_csr(const clue_csr *a, int k, int oversample, int n_iter, uint64_t seed,
                   const clue_comm *comm, double *v, double *s, clue_err *err);
 
+/* Produces rows [begin, end) of a sparse matrix on demand: ptr (end − begin + 1
+ * entries, ptr[0] = 0), the column index idx and value val of each entry. */
+typedef int (*clue_sparse_rows_fn)(void *ctx, int64_t begin, int64_t end, int64_t *ptr,
+                                   int32_t *idx, double *val, clue_err *err);
+
+/* Collective randomized SVD as clue_rsvd, of A = C + 1·offsetᵀ: every row is
+ * the dense row `offset` (n_cols values, the same on every rank) plus the row
+ * of the sparse C produced by rows(ctx, ...) in blocks. Row i of C holds at most
+ * bound[i + 1] − bound[i] entries (bound: n_local + 1 ascending values). Each
+ * product costs O(nnz(C)·l + n_cols·l) per block of rows instead of
+ * O(rows·n_cols·l); the result is the same as clue_rsvd on the dense rows up to
+ * the order of sums. Memory: O(n_cols · (k + oversample)) plus one block. */
+int clue_rsvd_offset(clue_sparse_rows_fn rows, void *ctx, const double *offset,
+                     const int64_t *bound, int64_t n_local, int64_t n_cols, int k,
+                     int oversample, int n_iter, uint64_t seed, const clue_comm *comm,
+                     double *v, double *s, clue_err *err);
+
 #endif

@@ -161,6 +161,29 @@ static int prep_moments(const clue_csr *x, clue_normalize norm, const int64_t *c
   return rc;
 }
 
+/* The top k right singular vectors of the standardised matrix. When a zero
+ * count has the same value in every cell (log1p, none), each row is that zero
+ * row plus a sparse row, and the products cost O(nonzeros) instead of
+ * O(cells × features); else (clr) the rows are formed dense. */
+static int pca_rsvd(const clue_prep *p, const clue_csr *x, prep_dense *d, int k,
+                    uint64_t seed, const clue_comm *comm, double *v, double *s,
+                    clue_err *err) {
+  if (!d->zero_row)
+    return clue_rsvd(prep_dense_rows, d, x->n_rows, p->n_used, k, PREP_OVERSAMPLE,
+                     PREP_POWER_ITERS, seed, comm, v, s, err);
+  double *offset = clue_malloc((size_t)p->n_used * sizeof *offset, err);
+  int rc = clue_comm_agree(comm, offset ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc != CLUE_OK) {
+    free(offset);
+    return rc;
+  }
+  for (int64_t u = 0; u < p->n_used; u++) offset[u] = d->zero_row[u];
+  rc = clue_rsvd_offset(prep_sparse_rows, d, offset, x->indptr, x->n_rows, p->n_used, k,
+                        PREP_OVERSAMPLE, PREP_POWER_ITERS, seed, comm, v, s, err);
+  free(offset);
+  return rc;
+}
+
 /* pca: standardisation of the normalised used features and the projection V. */
 static int prep_fit_pca(clue_prep *p, int n_components, const clue_csr *x,
                         int64_t n_cells, uint64_t seed, const clue_comm *comm,
@@ -188,9 +211,7 @@ static int prep_fit_pca(clue_prep *p, int n_components, const clue_csr *x,
   prep_dense d;
   memset(&d, 0, sizeof d);
   if (rc == CLUE_OK) rc = clue_comm_agree(comm, prep_dense_init(&d, p, x, col, err), err);
-  if (rc == CLUE_OK)
-    rc = clue_rsvd(prep_dense_rows, &d, x->n_rows, p->n_used, (int)k, PREP_OVERSAMPLE,
-                   PREP_POWER_ITERS, seed, comm, v, s, err);
+  if (rc == CLUE_OK) rc = pca_rsvd(p, x, &d, (int)k, seed, comm, v, s, err);
   if (rc == CLUE_OK)
     for (size_t i = 0; i < nk; i++) p->proj[i] = (float)v[i];
   prep_dense_free(&d);

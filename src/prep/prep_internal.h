@@ -50,6 +50,12 @@ void prep_dense_free(prep_dense *d);
 /* A clue_rows_fn: rows [begin, end) of x as dense rows of p->n_used values. */
 int prep_dense_rows(void *ctx, int64_t begin, int64_t end, float *out, clue_err *err);
 
+/* A clue_sparse_rows_fn (needs d->zero_row): rows [begin, end) of x as the
+ * standardised values of their used stored entries minus the zero row, so that
+ * a dense row of prep_dense_rows = zero_row + this sparse row, exactly. */
+int prep_sparse_rows(void *ctx, int64_t begin, int64_t end, int64_t *ptr, int32_t *idx,
+                     double *val, clue_err *err);
+
 /* The LSI value log1p(1e4 · x_j·idf_j / Σ_k x_k·idf_k) of every stored entry of
  * row i, into vals (parallel to the row's stored values). */
 void prep_lsi_row(const clue_prep *p, const clue_csr *x, int64_t i, float *vals);

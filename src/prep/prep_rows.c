@@ -113,6 +113,30 @@ int prep_dense_rows(void *ctx, int64_t begin, int64_t end, float *out, clue_err 
   return CLUE_OK;
 }
 
+int prep_sparse_rows(void *ctx, int64_t begin, int64_t end, int64_t *ptr, int32_t *idx,
+                     double *val, clue_err *err) {
+  prep_dense *d = ctx;
+  const clue_prep *p = d->p;
+  const clue_csr *x = d->x;
+  int64_t n = 0;
+  ptr[0] = 0;
+  for (int64_t i = begin; i < end; i++) {
+    prep_norm_row(p->normalize, x, d->col, p->n_used, i, d->vals);
+    int64_t a = x->indptr[i];
+    for (int64_t e = a; e < x->indptr[i + 1]; e++) {
+      int32_t u = d->col[x->indices[e]];
+      if (u < 0) continue;
+      double z = (d->vals[e - a] - p->mean[u]) / p->std[u];
+      if (d->clip) z = z < -PREP_CLIP ? -PREP_CLIP : (z > PREP_CLIP ? PREP_CLIP : z);
+      idx[n] = u;
+      val[n++] = (double)(float)z - (double)d->zero_row[u];
+    }
+    ptr[i - begin + 1] = n;
+  }
+  (void)err;
+  return CLUE_OK;
+}
+
 void prep_lsi_row(const clue_prep *p, const clue_csr *x, int64_t i, float *vals) {
   int64_t a = x->indptr[i], b = x->indptr[i + 1];
   /* tf = x / Σx cancels in the rescaling to 1e4, so it is not formed. */

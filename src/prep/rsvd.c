@@ -25,7 +25,12 @@
  * regrouped by column so that each row of Z and W is touched once per block),
  * so that results depend on the number of ranks only through the order of sums.
  * When A has rank r < k, the missing columns of V complete an orthonormal basis
- * (Householder) and get singular value 0. */
+ * (Householder) and get singular value 0.
+ *
+ * A third source is A = C + 1·oᵀ, sparse rows plus one constant row o (the
+ * standardised counts of PCA: a zero count has the same value in every cell):
+ * per block Y_b = C_b·Z + 1·(oᵀZ) and AᵀY gets C_bᵀ·Y_b per block plus o·(Σ rows
+ * of Y)ᵀ once per pass, so no dense row is ever formed. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -51,11 +56,14 @@ extern void dgesdd_(const char *jobz, const int *m, const int *n, double *a, con
 #define RSVD_RANK_TOL 1e-10
 #define RSVD_BLOCK_ELEMS ((int64_t)1 << 22)
 
-/* The matrix: dense rows from a callback, or a local CSR block. */
+/* The matrix: dense rows from a callback, a local CSR, or sparse rows from a
+ * callback plus a constant row (A = C + 1·offsetᵀ). */
 typedef struct rsvd_src {
   clue_rows_fn rows;
   void *ctx;
   const clue_csr *csr;
+  clue_sparse_rows_fn srows;
+  const double *offset; /* (n_cols) with srows */
   int64_t n_local, n_cols;
   int64_t block;  /* rows per block */
   float *fblock;  /* (block × n_cols) dense only */
@@ -64,6 +72,11 @@ typedef struct rsvd_src {
   int64_t *cptr;  /* (n_cols + 1) sparse only: the block by column (CSC) */
   int32_t *crow;  /* (largest block nnz) row within the block */
   double *cval;   /* (largest block nnz) */
+  int64_t *bptr;  /* (block + 1) srows only: the block by row */
+  int32_t *bidx;  /* (largest block nnz) */
+  double *bval;   /* (largest block nnz) */
+  double *rz;     /* (l) srows only: offsetᵀ·Z */
+  double *ysum;   /* (l) srows only: Σ of the rows of Y over the pass */
 } rsvd_src;
 
 /* Dense block: Y = D·Z and W += Dᵀ·Y. */
@@ -86,37 +99,55 @@ static inline void rsvd_axpy(int l, double v, const double *restrict z, double *
   for (int c = 0; c < l; c++) y[c] += v * z[c];
 }
 
-/* The rows [b0, b0 + nb) of the CSR source regrouped by column (counting sort),
- * so that each row of z and w is touched once per block. */
-static void rsvd_block_csc(rsvd_src *s, int64_t b0, int64_t nb) {
-  const clue_csr *a = s->csr;
-  int64_t *cp = s->cptr;
+/* A block of nb rows by row (ptr from 0, column idx, value fval or dval)
+ * regrouped by column (counting sort), so that each row of z and w is touched
+ * once per block. */
+static void rsvd_block_csc(rsvd_src *s, int64_t nb, const int64_t *ptr, const int32_t *idx,
+                           const float *fval, const double *dval) {
+  int64_t *cp = s->cptr, p0 = ptr[0];
   memset(cp, 0, (size_t)(s->n_cols + 1) * sizeof *cp);
-  for (int64_t e = a->indptr[b0]; e < a->indptr[b0 + nb]; e++) cp[a->indices[e] + 1]++;
+  for (int64_t e = p0; e < ptr[nb]; e++) cp[idx[e] + 1]++;
   for (int64_t j = 0; j < s->n_cols; j++) cp[j + 1] += cp[j];
   for (int64_t i = 0; i < nb; i++)
-    for (int64_t e = a->indptr[b0 + i]; e < a->indptr[b0 + i + 1]; e++) {
-      int64_t at = cp[a->indices[e]]++;
+    for (int64_t e = ptr[i]; e < ptr[i + 1]; e++) {
+      int64_t at = cp[idx[e]]++;
       s->crow[at] = (int32_t)i;
-      s->cval[at] = a->data[e];
+      s->cval[at] = dval ? dval[e] : fval[e];
     }
   for (int64_t j = s->n_cols; j > 0; j--) cp[j] = cp[j - 1]; /* undo the shift */
   cp[0] = 0;
 }
 
-/* Sparse block: Y = A_b·Z column by column (z_j read once, y in cache), then
- * W += A_bᵀ·Y column by column (w_j written once). */
-static void rsvd_block_csr(rsvd_src *s, int64_t b0, int64_t nb, const double *z, int l,
-                           double *w) {
-  rsvd_block_csc(s, b0, nb);
+/* Sparse block (already regrouped by column): Y = A_b·Z column by column (z_j
+ * read once, y in cache), then W += A_bᵀ·Y column by column (w_j written
+ * once). With an offset row, Y starts from offsetᵀ·Z in every row and the sum
+ * of Y's rows is kept for the offset's share of W (added once per pass). */
+static void rsvd_block_sparse(rsvd_src *s, int64_t nb, const double *z, int l, double *w) {
   const int64_t *cp = s->cptr;
-  memset(s->y, 0, (size_t)nb * (size_t)l * sizeof *s->y);
+  if (s->offset)
+    for (int64_t i = 0; i < nb; i++) memcpy(s->y + i * l, s->rz, (size_t)l * sizeof *s->y);
+  else
+    memset(s->y, 0, (size_t)nb * (size_t)l * sizeof *s->y);
   for (int64_t j = 0; j < s->n_cols; j++)
     for (int64_t e = cp[j]; e < cp[j + 1]; e++)
       rsvd_axpy(l, s->cval[e], z + (size_t)j * (size_t)l, s->y + (size_t)s->crow[e] * (size_t)l);
   for (int64_t j = 0; j < s->n_cols; j++)
     for (int64_t e = cp[j]; e < cp[j + 1]; e++)
       rsvd_axpy(l, s->cval[e], s->y + (size_t)s->crow[e] * (size_t)l, w + (size_t)j * (size_t)l);
+  if (s->offset)
+    for (int64_t i = 0; i < nb; i++) rsvd_axpy(l, 1.0, s->y + i * l, s->ysum);
+}
+
+/* The block of rows [b0, b0 + nb) of a sparse source, by column. */
+static int rsvd_block_csr(rsvd_src *s, int64_t b0, int64_t nb, clue_err *err) {
+  if (s->csr) {
+    const clue_csr *a = s->csr;
+    rsvd_block_csc(s, nb, a->indptr + b0, a->indices, a->data, NULL);
+    return CLUE_OK;
+  }
+  int rc = s->srows(s->ctx, b0, b0 + nb, s->bptr, s->bidx, s->bval, err);
+  if (rc == CLUE_OK) rsvd_block_csc(s, nb, s->bptr, s->bidx, NULL, s->bval);
+  return rc;
 }
 
 /* One pass over the rows (collective): w = AᵀA·z (n_cols × l) and
@@ -125,17 +156,26 @@ static int rsvd_pass(rsvd_src *s, const double *z, int l, double *w, double *g,
                      const clue_comm *comm, clue_err *err) {
   memset(w, 0, (size_t)s->n_cols * (size_t)l * sizeof *w);
   memset(g, 0, (size_t)l * (size_t)l * sizeof *g);
+  if (s->offset) {
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)s->n_cols, l, 1.0, z, l, s->offset, 1, 0.0,
+                s->rz, 1);
+    memset(s->ysum, 0, (size_t)l * sizeof *s->ysum);
+  }
   int rc = CLUE_OK;
   for (int64_t b0 = 0; b0 < s->n_local && rc == CLUE_OK; b0 += s->block) {
     int64_t nb = s->n_local - b0 < s->block ? s->n_local - b0 : s->block;
-    if (s->csr)
-      rsvd_block_csr(s, b0, nb, z, l, w);
-    else
+    if (s->csr || s->srows) {
+      rc = rsvd_block_csr(s, b0, nb, err);
+      if (rc == CLUE_OK) rsvd_block_sparse(s, nb, z, l, w);
+    } else {
       rc = rsvd_block_dense(s, b0, nb, z, l, w, err);
+    }
     if (rc == CLUE_OK)
       cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, l, (int)nb, 1.0, s->y, l, 1.0, g,
                   l);
   }
+  if (s->offset) /* W += offset · (Σ rows of Y)ᵀ */
+    cblas_dger(CblasRowMajor, (int)s->n_cols, l, 1.0, s->offset, 1, s->ysum, 1, w, l);
   rc = clue_comm_agree(comm, rc, err);
   if (rc != CLUE_OK) return rc;
   clue_comm_sum_double(comm, w, (size_t)s->n_cols * (size_t)l);
@@ -337,7 +377,13 @@ static int rsvd_run(rsvd_src *src, int k, int oversample, int n_iter, uint64_t s
   double *w = clue_malloc(zl * sizeof *w, err);
   double *g = clue_malloc((size_t)l * (size_t)l * sizeof *g, err);
   src->y = clue_malloc((size_t)src->block * (size_t)l * sizeof *src->y, err);
-  int rc = (z && w && g && src->y) ? CLUE_OK : CLUE_ENOMEM;
+  if (src->offset) {
+    src->rz = clue_malloc((size_t)l * sizeof *src->rz, err);
+    src->ysum = clue_malloc((size_t)l * sizeof *src->ysum, err);
+  }
+  int rc = (z && w && g && src->y && (!src->offset || (src->rz && src->ysum)))
+               ? CLUE_OK
+               : CLUE_ENOMEM;
   rc = clue_comm_agree(comm, rc, err);
   if (rc == CLUE_OK) {
     rsvd_omega(z, n_cols, l, seed);
@@ -366,7 +412,9 @@ static int rsvd_run(rsvd_src *src, int k, int oversample, int n_iter, uint64_t s
   free(w);
   free(g);
   free(src->y);
-  src->y = NULL;
+  free(src->rz);
+  free(src->ysum);
+  src->y = src->rz = src->ysum = NULL;
   return rc;
 }
 
@@ -402,24 +450,62 @@ int clue_rsvd(clue_rows_fn rows, void *ctx, int64_t n_local, int64_t n_cols, int
   return rc;
 }
 
+/* Buffers of a sparse source whose blocks of src->block rows hold at most
+ * `most` entries (by column; by row too when from a callback). */
+static int rsvd_sparse_bufs_new(rsvd_src *src, int64_t most, clue_err *err) {
+  src->cptr = clue_malloc((size_t)(src->n_cols + 1) * sizeof *src->cptr, err);
+  src->crow = clue_malloc((size_t)most * sizeof *src->crow, err);
+  src->cval = clue_malloc((size_t)most * sizeof *src->cval, err);
+  if (!src->cptr || !src->crow || !src->cval) return CLUE_ENOMEM;
+  if (!src->srows) return CLUE_OK;
+  src->bptr = clue_malloc((size_t)(src->block + 1) * sizeof *src->bptr, err);
+  src->bidx = clue_malloc((size_t)most * sizeof *src->bidx, err);
+  src->bval = clue_malloc((size_t)most * sizeof *src->bval, err);
+  return (src->bptr && src->bidx && src->bval) ? CLUE_OK : CLUE_ENOMEM;
+}
+
+static void rsvd_sparse_bufs_free(rsvd_src *src) {
+  free(src->cptr);
+  free(src->crow);
+  free(src->cval);
+  free(src->bptr);
+  free(src->bidx);
+  free(src->bval);
+}
+
+/* The most entries in a block of `block` rows, from the row pointer ptr. */
+static int64_t rsvd_most(const int64_t *ptr, int64_t n_rows, int64_t block) {
+  int64_t most = 1;
+  for (int64_t b0 = 0; b0 < n_rows; b0 += block) {
+    int64_t b1 = b0 + block < n_rows ? b0 + block : n_rows;
+    if (ptr[b1] - ptr[b0] > most) most = ptr[b1] - ptr[b0];
+  }
+  return most;
+}
+
 int clue_rsvd_csr(const clue_csr *a, int k, int oversample, int n_iter, uint64_t seed,
                   const clue_comm *comm, double *v, double *s, clue_err *err) {
   int rc = rsvd_check(a->n_rows, a->n_cols, k, n_iter, err);
   if (rc != CLUE_OK) return rc;
   rsvd_src src = {.csr = a, .n_local = a->n_rows, .n_cols = a->n_cols, .block = 1024};
-  int64_t most = 1;
-  for (int64_t b0 = 0; b0 < a->n_rows; b0 += src.block) {
-    int64_t b1 = b0 + src.block < a->n_rows ? b0 + src.block : a->n_rows;
-    if (a->indptr[b1] - a->indptr[b0] > most) most = a->indptr[b1] - a->indptr[b0];
-  }
-  src.cptr = clue_malloc((size_t)(a->n_cols + 1) * sizeof *src.cptr, err);
-  src.crow = clue_malloc((size_t)most * sizeof *src.crow, err);
-  src.cval = clue_malloc((size_t)most * sizeof *src.cval, err);
-  rc = (src.cptr && src.crow && src.cval) ? CLUE_OK : CLUE_ENOMEM;
+  rc = rsvd_sparse_bufs_new(&src, rsvd_most(a->indptr, a->n_rows, src.block), err);
   rc = clue_comm_agree(comm, rc, err);
   if (rc == CLUE_OK) rc = rsvd_run(&src, k, oversample, n_iter, seed, comm, v, s, err);
-  free(src.cptr);
-  free(src.crow);
-  free(src.cval);
+  rsvd_sparse_bufs_free(&src);
+  return rc;
+}
+
+int clue_rsvd_offset(clue_sparse_rows_fn rows, void *ctx, const double *offset,
+                     const int64_t *bound, int64_t n_local, int64_t n_cols, int k,
+                     int oversample, int n_iter, uint64_t seed, const clue_comm *comm,
+                     double *v, double *s, clue_err *err) {
+  int rc = rsvd_check(n_local, n_cols, k, n_iter, err);
+  if (rc != CLUE_OK) return rc;
+  rsvd_src src = {.srows = rows, .ctx = ctx, .offset = offset, .n_local = n_local,
+                  .n_cols = n_cols, .block = 1024};
+  rc = rsvd_sparse_bufs_new(&src, rsvd_most(bound, n_local, src.block), err);
+  rc = clue_comm_agree(comm, rc, err);
+  if (rc == CLUE_OK) rc = rsvd_run(&src, k, oversample, n_iter, seed, comm, v, s, err);
+  rsvd_sparse_bufs_free(&src);
   return rc;
 }
