@@ -47,6 +47,8 @@ if [ ! -x "$build/bench_train" ] || [ ! -x "$build/clue" ]; then
   clue_build "$build"
 fi
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: the generated config's paths are read relative to it
+build=$(cd "$build" 2>/dev/null && pwd || echo "$build")
 json="$out/results.jsonl"; md="$out/results.md"; log="$out/output.txt"
 : >"$json"
 cores=$(nproc)
