@@ -826,6 +826,34 @@ static void test_log1p_library_all_features(void **state) {
   tdata_free(&t);
 }
 
+/* clr looks log1p of whole counts below 4096 up in a table: counts on both
+ * sides of that limit and fractional ones give the reference's means, stds and
+ * encoder inputs. */
+static void test_clr_counts_table(void **state) {
+  (void)state;
+  enum { N = 40, M = 5 };
+  static const double vals[] = {0, 1, 2, 4095, 4096, 4097, 70000, 2.5, 0.25, 1e6, 17};
+  double d[N * M];
+  clue_rng r = clue_rng_stream(12, CLUE_RNG_TEST, 0, 0);
+  for (int i = 0; i < N * M; i++) d[i] = vals[clue_rng_below(&r, 11)];
+  tdata t = small(N, M, d, NULL, 1);
+  clue_modality_config m = mcfg("adt", CLUE_PREP_PCA, CLUE_NORM_CLR, CLUE_LIK_NB, CLUE_AUTO, 3);
+  clue_prep *p = fit(&t, &m, 0, 0);
+  int64_t nu = p->n_used;
+  assert_int_equal(nu, M);
+  double *a = ref_normalised(t.x, p->used, nu, CLUE_NORM_CLR);
+  double mean[M], sd[M];
+  ref_standardise(a, N, nu, 10, mean, sd);
+  for (int64_t u = 0; u < nu; u++) {
+    TU_CLOSE(p->mean[u], mean[u], 1e-12);
+    TU_CLOSE(p->std[u], sd[u], 1e-12);
+  }
+  check_encode_pca(p, &t, a);
+  free(a);
+  clue_prep_free(p);
+  tdata_free(&t);
+}
+
 /* A batch of one cell takes no part in the ranking: the selection equals the
  * reference computed without that cell. More genes asked than exist: all. */
 static void test_hvg_small_batches(void **state) {
@@ -910,6 +938,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_load_refuses),
       cmocka_unit_test(test_targets_by_hand),
       cmocka_unit_test(test_log1p_library_all_features),
+      cmocka_unit_test(test_clr_counts_table),
       cmocka_unit_test(test_bad_input),
   };
   return TU_RUN(tests);

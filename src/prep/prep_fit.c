@@ -109,11 +109,11 @@ static int prep_select(clue_prep *p, const clue_modality_config *mc, const clue_
  * same with centred squares (v − μ)², (z − μ)² and (z − z̄)². */
 static void prep_moments_pass(const clue_csr *x, clue_normalize norm, const int32_t *col,
                               int64_t n, int pass, const double *mean, double zbar,
-                              double *vals, double *acc) {
+                              const double *log1p_ints, double *vals, double *acc) {
   double *sv = acc, *sz = acc + n, *g = acc + 2 * n;
   memset(acc, 0, ((size_t)n * 2 + 2) * sizeof *acc);
   for (int64_t i = 0; i < x->n_rows; i++) {
-    double z = prep_norm_row(norm, x, col, n, i, vals);
+    double z = prep_norm_row(norm, x, col, n, i, log1p_ints, vals);
     int64_t a = x->indptr[i];
     g[0] += pass ? (z - zbar) * (z - zbar) : z;
     g[1] += 1;
@@ -139,14 +139,16 @@ static int prep_moments(const clue_csr *x, clue_normalize norm, const int64_t *c
   int32_t *col = prep_col_map(cols, n, x->n_cols, err);
   double *acc = clue_malloc(((size_t)n * 2 + 2) * sizeof *acc, err);
   double *vals = clue_malloc((size_t)(x->n_cols > 0 ? x->n_cols : 1) * sizeof *vals, err);
-  int rc = clue_comm_agree(comm, (col && acc && vals) ? CLUE_OK : CLUE_ENOMEM, err);
+  double *ints = norm == CLUE_NORM_CLR ? prep_log1p_ints_new(err) : NULL;
+  bool ok = col && acc && vals && (ints || norm != CLUE_NORM_CLR);
+  int rc = clue_comm_agree(comm, ok ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc == CLUE_OK) {
     double *sv = acc, *sz = acc + n, *g = acc + 2 * n;
-    prep_moments_pass(x, norm, col, n, 0, NULL, 0, vals, acc);
+    prep_moments_pass(x, norm, col, n, 0, NULL, 0, ints, vals, acc);
     clue_comm_sum_double(comm, acc, (size_t)n * 2 + 2);
     double rows = g[1], zsum = g[0], zbar = zsum / rows;
     for (int64_t u = 0; u < n; u++) mean[u] = (sv[u] + zsum - sz[u]) / rows;
-    prep_moments_pass(x, norm, col, n, 1, mean, zbar, vals, acc);
+    prep_moments_pass(x, norm, col, n, 1, mean, zbar, ints, vals, acc);
     clue_comm_sum_double(comm, acc, (size_t)n * 2 + 2);
     for (int64_t u = 0; u < n; u++) {
       double d = zbar - mean[u];
@@ -158,6 +160,7 @@ static int prep_moments(const clue_csr *x, clue_normalize norm, const int64_t *c
   free(col);
   free(acc);
   free(vals);
+  free(ints);
   return rc;
 }
 

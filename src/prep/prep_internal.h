@@ -24,7 +24,19 @@ int32_t *prep_col_map(const int64_t *cols, int64_t n, int64_t n_input, clue_err 
  * whose column is used (col[] ≥ 0); the value of a used feature with no stored
  * entry (count 0) is returned. */
 double prep_norm_row(clue_normalize norm, const clue_csr *x, const int32_t *col,
-                     int64_t n_used, int64_t i, double *vals);
+                     int64_t n_used, int64_t i, const double *log1p_ints, double *vals);
+
+/* clr counts below this are looked up in a table of log1p(k) (the same values). */
+#define PREP_LOG1P_INTS 4096
+
+/* log1p(k) for k = 0 … PREP_LOG1P_INTS − 1 (free with free()); prep_norm_row
+ * takes it or NULL (then computes every log1p). */
+double *prep_log1p_ints_new(clue_err *err);
+
+/* v clipped to ±PREP_CLIP (v is finite). */
+static inline double prep_clip(double v) {
+  return v < -PREP_CLIP ? -PREP_CLIP : (v > PREP_CLIP ? PREP_CLIP : v);
+}
 
 /* Checks that x can be preprocessed by p's normalisation: finite values, and
  * non-negative ones unless nothing is normalised (`counts`: raw counts are
@@ -41,6 +53,7 @@ typedef struct prep_dense {
   float *zero_row;     /* (n_used) value of a zero count when it is the same for
                           every cell (log1p, none), else NULL */
   double *vals;        /* (widest row) scratch */
+  double *log1p_ints;  /* (PREP_LOG1P_INTS) for clr, else NULL */
 } prep_dense;
 
 int prep_dense_init(prep_dense *d, const clue_prep *p, const clue_csr *x,

@@ -15,8 +15,20 @@ int32_t *prep_col_map(const int64_t *cols, int64_t n, int64_t n_input, clue_err 
   return col;
 }
 
+double *prep_log1p_ints_new(clue_err *err) {
+  double *t = clue_malloc(PREP_LOG1P_INTS * sizeof *t, err);
+  for (int k = 0; t && k < PREP_LOG1P_INTS; k++) t[k] = log1p((double)k);
+  return t;
+}
+
+/* log1p(v), from the table when v is a small whole count. */
+static inline double log1p_count(double v, const double *ints) {
+  if (ints && v >= 0 && v < PREP_LOG1P_INTS && v == (double)(int)v) return ints[(int)v];
+  return log1p(v);
+}
+
 double prep_norm_row(clue_normalize norm, const clue_csr *x, const int32_t *col,
-                     int64_t n_used, int64_t i, double *vals) {
+                     int64_t n_used, int64_t i, const double *log1p_ints, double *vals) {
   int64_t a = x->indptr[i], b = x->indptr[i + 1];
   if (norm == CLUE_NORM_LOG1P) {
     double lib = 0;
@@ -29,7 +41,7 @@ double prep_norm_row(clue_normalize norm, const clue_csr *x, const int32_t *col,
   if (norm == CLUE_NORM_CLR) {
     double sum = 0;
     for (int64_t e = a; e < b; e++)
-      if (col[x->indices[e]] >= 0) sum += vals[e - a] = log1p(x->data[e]);
+      if (col[x->indices[e]] >= 0) sum += vals[e - a] = log1p_count(x->data[e], log1p_ints);
     double m = n_used > 0 ? sum / (double)n_used : 0;
     for (int64_t e = a; e < b; e++)
       if (col[x->indices[e]] >= 0) vals[e - a] -= m;
@@ -67,13 +79,13 @@ int prep_dense_init(prep_dense *d, const clue_prep *p, const clue_csr *x,
     if (x->indptr[i + 1] - x->indptr[i] > widest) widest = x->indptr[i + 1] - x->indptr[i];
   d->vals = clue_malloc((size_t)widest * sizeof *d->vals, err);
   if (!d->vals) return CLUE_ENOMEM;
-  if (p->normalize == CLUE_NORM_CLR) return CLUE_OK;
+  if (p->normalize == CLUE_NORM_CLR)
+    return (d->log1p_ints = prep_log1p_ints_new(err)) ? CLUE_OK : CLUE_ENOMEM;
   d->zero_row = clue_malloc((size_t)p->n_used * sizeof *d->zero_row, err);
   if (!d->zero_row) return CLUE_ENOMEM;
   for (int64_t u = 0; u < p->n_used; u++) {
     double z = (0 - p->mean[u]) / p->std[u];
-    if (d->clip) z = fmax(-PREP_CLIP, fmin(PREP_CLIP, z));
-    d->zero_row[u] = (float)z;
+    d->zero_row[u] = (float)(d->clip ? prep_clip(z) : z);
   }
   return CLUE_OK;
 }
@@ -81,8 +93,10 @@ int prep_dense_init(prep_dense *d, const clue_prep *p, const clue_csr *x,
 void prep_dense_free(prep_dense *d) {
   free(d->zero_row);
   free(d->vals);
+  free(d->log1p_ints);
   d->zero_row = NULL;
   d->vals = NULL;
+  d->log1p_ints = NULL;
 }
 
 int prep_dense_rows(void *ctx, int64_t begin, int64_t end, float *out, clue_err *err) {
@@ -92,13 +106,13 @@ int prep_dense_rows(void *ctx, int64_t begin, int64_t end, float *out, clue_err 
   int64_t nu = p->n_used;
   for (int64_t i = begin; i < end; i++) {
     float *row = out + (size_t)(i - begin) * (size_t)nu;
-    double zero = prep_norm_row(p->normalize, x, d->col, nu, i, d->vals);
+    double zero = prep_norm_row(p->normalize, x, d->col, nu, i, d->log1p_ints, d->vals);
     if (d->zero_row) {
       memcpy(row, d->zero_row, (size_t)nu * sizeof *row);
     } else {
       for (int64_t u = 0; u < nu; u++) {
         double z = (zero - p->mean[u]) / p->std[u];
-        row[u] = (float)(d->clip ? fmax(-PREP_CLIP, fmin(PREP_CLIP, z)) : z);
+        row[u] = (float)(d->clip ? prep_clip(z) : z);
       }
     }
     int64_t a = x->indptr[i];
@@ -106,7 +120,7 @@ int prep_dense_rows(void *ctx, int64_t begin, int64_t end, float *out, clue_err 
       int32_t u = d->col[x->indices[e]];
       if (u < 0) continue;
       double z = (d->vals[e - a] - p->mean[u]) / p->std[u];
-      row[u] = (float)(d->clip ? fmax(-PREP_CLIP, fmin(PREP_CLIP, z)) : z);
+      row[u] = (float)(d->clip ? prep_clip(z) : z);
     }
   }
   (void)err;
@@ -121,13 +135,13 @@ int prep_sparse_rows(void *ctx, int64_t begin, int64_t end, int64_t *ptr, int32_
   int64_t n = 0;
   ptr[0] = 0;
   for (int64_t i = begin; i < end; i++) {
-    prep_norm_row(p->normalize, x, d->col, p->n_used, i, d->vals);
+    prep_norm_row(p->normalize, x, d->col, p->n_used, i, d->log1p_ints, d->vals);
     int64_t a = x->indptr[i];
     for (int64_t e = a; e < x->indptr[i + 1]; e++) {
       int32_t u = d->col[x->indices[e]];
       if (u < 0) continue;
       double z = (d->vals[e - a] - p->mean[u]) / p->std[u];
-      if (d->clip) z = z < -PREP_CLIP ? -PREP_CLIP : (z > PREP_CLIP ? PREP_CLIP : z);
+      if (d->clip) z = prep_clip(z);
       idx[n] = u;
       val[n++] = (double)(float)z - (double)d->zero_row[u];
     }
