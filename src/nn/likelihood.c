@@ -148,13 +148,14 @@ static row_out row_outputs(const nn_lik_grad *g, int64_t o, real *dloc_row, real
  *   x·log(mu'/(θ+mu')) + Σ_{j<x} log((θ+j)/(j+1)) = log Π_{j<x} mu'(θ+j)/((θ+mu')(j+1)),
  * one log of a product of x ≤ 16 factors (each in [5e-14, 1e13] for the clamped θ
  * in [1e-13, 1e13] and mu' ≥ 1e-7, so the product stays within double range), and
- * ψ(θ+x) − ψ(θ) = Σ_{j<x} 1/(θ+j). */
-static double nb_count_nll(double th, double mup, double x, double *psi) {
-  double tm = th + mup;
+ * ψ(θ+x) − ψ(θ) = Σ_{j<x} 1/(θ+j). tm = θ + mu', itm = 1/tm and ith = 1/θ are
+ * the caller's (one division each per count, shared with the gradient). */
+static double nb_count_nll(double th, double mup, double tm, double itm, double ith, double x,
+                           double *psi) {
   if (x <= NN_LIK_SMALL_COUNT && x == floor(x)) {
     int n = (int)x;
-    double r = mup / tm, prod = 1, ps = 0;
-    for (int j = 0; j < n; j++) {
+    double r = mup * itm, prod = r * th, ps = ith; /* the factor j = 0 */
+    for (int j = 1; j < n; j++) {
       prod *= r * (th + j) / (j + 1);
       ps += 1 / (th + j);
     }
@@ -240,12 +241,13 @@ static double nb_nonzeros(const nn_lik_terms *t, int64_t o, const real *p, real 
     if (x == 0) continue; /* an explicit stored zero is already counted */
     int f = idx[j];
     double thf = th[f], mup = (double)p[f] * lib + NN_LIK_EPS, tm = thf + mup, psi;
-    nll += nb_count_nll(thf, mup, x, &psi);
+    double itm = 1 / tm, ith = 1 / thf;
+    nll += nb_count_nll(thf, mup, tm, itm, ith, x, &psi);
     if (!gm) continue;
-    double dg = x / tm - x / mup;
+    double dg = x * itm - x / mup;
     gm[f] += (real)dg;
     *sl += (double)p[f] * dg;
-    dth[f] = (real)(log1p(mup / thf) + (x - mup) / tm - psi);
+    dth[f] = (real)(log1p(mup * ith) + (x - mup) * itm - psi);
   }
   return nll;
 }
