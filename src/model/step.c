@@ -150,20 +150,27 @@ static void gen_joint_sample(const clue_model *m, clue_work *w, const clue_minib
   memset(w->dsbar_hat, 0, (size_t)mb->n_joint * Kd * sizeof(real));
 }
 
+/* Row n of application a: decoder input z (d values), batch, library size,
+ * target row, row key, and where the row came from. */
+static void put_row(dec_app *a, int n, int d, const real *z, int32_t batch, real lib,
+                    int64_t trow, uint64_t key, int src) {
+  memcpy(a->z + (int64_t)n * d, z, (size_t)d * sizeof(real));
+  a->batch[n] = batch;
+  a->lib[n] = lib;
+  a->trow[n] = trow;
+  a->key[n] = key;
+  a->src[n] = src;
+}
+
 /* Self application of decoder k: all B rows (fillers included), block k of
  * each row's own sample. */
 static void place_self(const clue_model *m, clue_work *w, const clue_minibatch *mb,
                        const clue_loss_weights *lw, int k, dec_app *a) {
   const clue_mod_rows *rows = &mb->mod[k];
   int K = w->K, d = w->d, Kd = w->Kd;
-  for (int i = 0; i < rows->n; i++) {
-    memcpy(a->z + (int64_t)i * d, w->shat[k] + (int64_t)i * Kd + k * d,
-           (size_t)d * sizeof(real));
-    a->batch[i] = rows->batch[i];
-    a->lib[i] = w->lib[k][(int64_t)i * K + k];
-    a->trow[i] = rows->trow[i];
-    a->key[i] = w->key[k][i];
-  }
+  for (int i = 0; i < rows->n; i++)
+    put_row(a, i, d, w->shat[k] + (int64_t)i * Kd + k * d, rows->batch[i],
+            w->lib[k][(int64_t)i * K + k], rows->trow[i], w->key[k][i], i);
   a->n = rows->n;
   a->n_global = mb->B;
   a->id = APP_SELF(k);
@@ -185,14 +192,8 @@ static void place_joint_cross(const clue_model *m, clue_work *w, const clue_mini
   for (int r = 0; r < mb->n_joint; r++) {
     int ik = mb->joint_row[r * CLUE_K + k];
     if (ik < 0) continue;
-    memcpy(a->z + (int64_t)n * d, w->sbar_hat + (int64_t)r * Kd + k * d,
-           (size_t)d * sizeof(real));
-    a->batch[n] = mb->joint_batch[r];
-    a->lib[n] = w->lib[k][(int64_t)ik * K + k];
-    a->trow[n] = mb->mod[k].trow[ik];
-    a->key[n] = w->key[k][ik];
-    a->src[n] = r;
-    n++;
+    put_row(a, n++, d, w->sbar_hat + (int64_t)r * Kd + k * d, mb->joint_batch[r],
+            w->lib[k][(int64_t)ik * K + k], mb->mod[k].trow[ik], w->key[k][ik], r);
   }
   a->n = n;
   a->n_global = mb->n_obs[k];
@@ -250,14 +251,8 @@ static void gen_real_cross(clue_model *m, clue_work *w, const clue_minibatch *mb
       for (int r = 0; r < mb->n_joint; r++) {
         int is = mb->joint_row[r * CLUE_K + src], it = mb->joint_row[r * CLUE_K + t];
         if (is < 0 || it < 0) continue;
-        memcpy(a->z + (int64_t)n * d, w->shat[src] + (int64_t)is * Kd + t * d,
-               (size_t)d * sizeof(real));
-        a->batch[n] = mb->joint_batch[r];
-        a->lib[n] = w->lib[src][(int64_t)is * K + t];
-        a->trow[n] = mb->mod[t].trow[it];
-        a->key[n] = w->key[t][it];
-        a->src[n] = is;
-        n++;
+        put_row(a, n++, d, w->shat[src] + (int64_t)is * Kd + t * d, mb->joint_batch[r],
+                w->lib[src][(int64_t)is * K + t], mb->mod[t].trow[it], w->key[t][it], is);
       }
       a->n = n;
       a->n_global = mb->n_pair[src][t];
