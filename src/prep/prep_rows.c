@@ -67,6 +67,13 @@ int prep_check_values(const clue_csr *x, int counts, const char *what, clue_err 
   return CLUE_OK;
 }
 
+/* The standardised (and, for pca, clipped) value of normalised value v of used
+ * feature u. */
+static inline double prep_z(const prep_dense *d, int64_t u, double v) {
+  double z = (v - d->p->mean[u]) / d->p->std[u];
+  return d->clip ? prep_clip(z) : z;
+}
+
 int prep_dense_init(prep_dense *d, const clue_prep *p, const clue_csr *x,
                     const int32_t *col, clue_err *err) {
   memset(d, 0, sizeof *d);
@@ -83,10 +90,7 @@ int prep_dense_init(prep_dense *d, const clue_prep *p, const clue_csr *x,
     return (d->log1p_ints = prep_log1p_ints_new(err)) ? CLUE_OK : CLUE_ENOMEM;
   d->zero_row = clue_malloc((size_t)p->n_used * sizeof *d->zero_row, err);
   if (!d->zero_row) return CLUE_ENOMEM;
-  for (int64_t u = 0; u < p->n_used; u++) {
-    double z = (0 - p->mean[u]) / p->std[u];
-    d->zero_row[u] = (float)(d->clip ? prep_clip(z) : z);
-  }
+  for (int64_t u = 0; u < p->n_used; u++) d->zero_row[u] = (float)prep_z(d, u, 0);
   return CLUE_OK;
 }
 
@@ -110,17 +114,13 @@ int prep_dense_rows(void *ctx, int64_t begin, int64_t end, float *out, clue_err 
     if (d->zero_row) {
       memcpy(row, d->zero_row, (size_t)nu * sizeof *row);
     } else {
-      for (int64_t u = 0; u < nu; u++) {
-        double z = (zero - p->mean[u]) / p->std[u];
-        row[u] = (float)(d->clip ? prep_clip(z) : z);
-      }
+      for (int64_t u = 0; u < nu; u++) row[u] = (float)prep_z(d, u, zero);
     }
     int64_t a = x->indptr[i];
     for (int64_t e = a; e < x->indptr[i + 1]; e++) {
       int32_t u = d->col[x->indices[e]];
       if (u < 0) continue;
-      double z = (d->vals[e - a] - p->mean[u]) / p->std[u];
-      row[u] = (float)(d->clip ? prep_clip(z) : z);
+      row[u] = (float)prep_z(d, u, d->vals[e - a]);
     }
   }
   (void)err;
@@ -140,10 +140,8 @@ int prep_sparse_rows(void *ctx, int64_t begin, int64_t end, int64_t *ptr, int32_
     for (int64_t e = a; e < x->indptr[i + 1]; e++) {
       int32_t u = d->col[x->indices[e]];
       if (u < 0) continue;
-      double z = (d->vals[e - a] - p->mean[u]) / p->std[u];
-      if (d->clip) z = prep_clip(z);
       idx[n] = u;
-      val[n++] = (double)(float)z - (double)d->zero_row[u];
+      val[n++] = (double)(float)prep_z(d, u, d->vals[e - a]) - (double)d->zero_row[u];
     }
     ptr[i - begin + 1] = n;
   }

@@ -99,9 +99,9 @@ static inline void rsvd_axpy(int l, double v, const double *restrict z, double *
   for (int c = 0; c < l; c++) y[c] += v * z[c];
 }
 
-/* A block of nb rows by row (ptr from 0, column idx, value fval or dval)
- * regrouped by column (counting sort), so that each row of z and w is touched
- * once per block. */
+/* A block of nb rows by row (row pointers ptr[0 … nb] into the column idx and
+ * value fval or dval of each entry) regrouped by column (counting sort), so that
+ * each row of z and w is touched once per block. */
 static void rsvd_block_csc(rsvd_src *s, int64_t nb, const int64_t *ptr, const int32_t *idx,
                            const float *fval, const double *dval) {
   int64_t *cp = s->cptr, p0 = ptr[0];
