@@ -2,8 +2,9 @@
  * in one HDF5 file: the resolved config, the network's shape and parameters (one
  * dataset per named tensor, float32), the best weights so far, optimiser state,
  * BatchNorm running statistics, the fitted preprocessing of every modality, the
- * batch categories and the position in training. Every dataset carries a CRC-32
- * checksum attribute that loading verifies.
+ * batch categories and the position in training. A 512-byte header in front of
+ * the HDF5 data holds the size and CRC-32 of the rest, checked before HDF5 parses
+ * the file; every dataset also carries its own CRC-32 attribute.
  *
  * Saving writes "<path>.tmp.<pid>", flushes it to disk (fsync) and renames it
  * over <path>; the previous checkpoint stays intact until the new one is whole.
@@ -64,10 +65,26 @@ int clue_ckpt_save(const char *path, const clue_ckpt *c, clue_err *err);
 
 /* Reads a checkpoint (any rank, independently). Allocates the model, the
  * preprocessing, optimiser state and the best weights found in the file; c is
- * zeroed first. Fails naming the file and the object on a missing or corrupted
- * dataset (checksum mismatch), a NaN/Inf value, a format version it does not
+ * zeroed first. Fails naming the file (and the object) on a file that does not
+ * match its header, a missing or corrupted dataset (checksum mismatch), a NaN/Inf value, a format version it does not
  * know, or shapes that do not match the stored network spec. */
 int clue_ckpt_load(const char *path, clue_ckpt *c, clue_err *err);
+
+/* The file starts with a header of CLUE_CKPT_HEADER_BYTES (text: a magic line,
+ * data_bytes and data_crc32 of the HDF5 data after it, zero padding); HDF5 sees it
+ * as the user block. */
+#define CLUE_CKPT_HEADER_BYTES 512
+
+/* Fills head with the header for data_bytes bytes of HDF5 data of CRC-32
+ * data_crc. Returns 0 (-1 only if the text did not fit, which cannot happen). */
+int clue_ckpt_header_format(char head[CLUE_CKPT_HEADER_BYTES], uint64_t data_bytes,
+                            uint32_t data_crc);
+
+/* Checks the whole file at path against its header before HDF5 parses any of it.
+ * A file that starts with the HDF5 signature (written before the header existed)
+ * passes with *has_header false. Fails naming the file on an empty file, a missing
+ * or damaged header, a size that differs from the header's or a CRC mismatch. */
+int clue_ckpt_verify_file(const char *path, bool *has_header, clue_err *err);
 
 /* Frees what clue_ckpt_load allocated (not what a caller lent for saving). */
 void clue_ckpt_release(clue_ckpt *c);

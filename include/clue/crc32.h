@@ -1,5 +1,5 @@
-/* crc32.h — CRC-32 (IEEE 802.3 polynomial) of a byte buffer, for checksums of
- * checkpoint datasets. */
+/* crc32.h — CRC-32 (IEEE 802.3 polynomial, the same value as zlib's crc32) of a
+ * byte buffer, for the checksums of checkpoint files and of their datasets. */
 #ifndef CLUE_CRC32_H
 #define CLUE_CRC32_H
 

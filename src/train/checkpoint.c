@@ -465,7 +465,10 @@ static int build_image(const char *path, const clue_ckpt *c, void **image, size_
   *image = NULL;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_core(fapl, (size_t)1 << 22, 0);
-  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  H5Pset_userblock(fcpl, CLUE_CKPT_HEADER_BYTES); /* room for our header */
+  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+  H5Pclose(fcpl);
   H5Pclose(fapl);
   if (f < 0) return clue_fail(err, CLUE_ENOMEM, "cannot build checkpoint %s in memory", path);
   int rc = write_all(f, c);
@@ -484,24 +487,30 @@ static int build_image(const char *path, const clue_ckpt *c, void **image, size_
   return CLUE_OK;
 }
 
-/* Writes size bytes to a new file at tmp and flushes it to disk. Returns 0, or
- * the errno of the failure (the partial file is then removed). */
-static int write_file(const char *tmp, const void *data, size_t size) {
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return errno ? errno : EIO;
+/* Writes size bytes to fd; 0 or the errno of the failure. */
+static int write_bytes(int fd, const void *data, size_t size) {
   const char *p = data;
   size_t left = size;
-  int e = 0;
-  while (left > 0 && !e) {
+  while (left > 0) {
     ssize_t w = write(fd, p, left);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      e = w < 0 ? errno : ENOSPC;
-      break;
-    }
+    if (w <= 0) return w < 0 ? errno : ENOSPC;
     p += w;
     left -= (size_t)w;
   }
+  return 0;
+}
+
+/* Writes the header and then the HDF5 image to a new file at tmp and flushes it
+ * to disk. Returns 0, or the errno of the failure (the partial file is then
+ * removed). */
+static int write_file(const char *tmp, const void *image, size_t size) {
+  char head[CLUE_CKPT_HEADER_BYTES];
+  if (clue_ckpt_header_format(head, size, clue_crc32(0, image, size)) != 0) return EINVAL;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return errno ? errno : EIO;
+  int e = write_bytes(fd, head, sizeof head);
+  if (!e) e = write_bytes(fd, image, size);
   if (!e && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && !e) e = errno;
   if (e) unlink(tmp);
@@ -607,6 +616,9 @@ int clue_ckpt_load(const char *path, clue_ckpt *c, clue_err *err) {
   memset(c, 0, sizeof *c);
   if (access(path, R_OK) != 0)
     return clue_fail(err, CLUE_EIO, "cannot read checkpoint %s: %s", path, strerror(errno));
+  bool has_header = false;
+  int bad = clue_ckpt_verify_file(path, &has_header, err);
+  if (bad) return bad;
   if (H5Fis_hdf5(path) <= 0)
     return clue_fail(err, CLUE_EFORMAT, "%s: not an HDF5 file (truncated or not a checkpoint)",
                      path);
