@@ -4,8 +4,9 @@
  * partially paired fixtures (separate .h5ad files, .h5mu with and without
  * obsmap); each rank holds the names, batch codes and file rows of its own
  * cells only (gathered here to compare); train/test selection; batch codes merged across modalities; each
- * rank reads its shard's bytes (plus indptr) and no more; the row lengths
- * that balance the shards are read by rank 0 alone; more ranks than cells.
+ * rank reads its shard's bytes (plus its block of indptr) and no more; more
+ * ranks than cells. test_pairing.c checks the pairing against a sequential
+ * reference on random files.
  *
  * CLUE_TEST_NP: 1 2 3 4
  */
@@ -380,42 +381,12 @@ static void test_more_ranks_than_cells(void **state) {
   clue_dataset_free(d);
 }
 
-/* Row lengths for rank 0 only: the same numbers as every rank's read, on rank 0;
- * nothing on the others (CSR, dense and CSC layouts). */
-static void test_row_nnz_root(void **state) {
-  (void)state;
-  if (!tu_h5ad_fixtures()) skip();
-  clue_comm world = tu_world();
-  const char *files[] = {"pair_rna.h5ad", "csc.h5ad", "dense.h5ad"};
-  for (int i = 0; i < 3; i++) {
-    clue_err err;
-    h5ad_file *f = NULL;
-    TU_OK(h5ad_open(tu_fixture(files[i]), "", &world, &f, &err), &err);
-    int64_t *all = NULL, *root = NULL;
-    TU_OK(h5ad_read_row_nnz(f, NULL, &all, &err), &err);
-    int64_t before = h5ad_bytes_read(f);
-    TU_OK(h5ad_read_row_nnz_root(f, NULL, &root, &err), &err);
-    int64_t n = h5ad_n_obs(f);
-    if (world.rank == 0) {
-      assert_non_null(root);
-      assert_memory_equal(all, root, (size_t)n * sizeof *all);
-    } else {
-      assert_null(root);
-      if (i == 0) assert_int_equal(h5ad_bytes_read(f), before); /* CSR: read nothing */
-    }
-    free(all);
-    free(root);
-    h5ad_close(f);
-  }
-}
-
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_partial_files),
       cmocka_unit_test(test_h5mu),
       cmocka_unit_test(test_shared_data),
       cmocka_unit_test(test_more_ranks_than_cells),
-      cmocka_unit_test(test_row_nnz_root),
   };
   return TU_RUN(tests);
 }

@@ -29,6 +29,21 @@ clue_comm clue_comm_self(void);
  * receives that rank's message in err (prefixed with "rank N: " when size > 1). */
 int clue_comm_agree(const clue_comm *c, int status, clue_err *err);
 
+/* Collective. Like clue_comm_agree, but among the failing ranks the one with the
+ * smallest key wins (ties: the lowest rank), and its message reaches every rank
+ * as it is, without a rank prefix: for an error about one item of data spread
+ * over the ranks (key = the item's position), reported the same whatever the
+ * number of ranks. */
+int clue_comm_agree_first(const clue_comm *c, int64_t key, int status, clue_err *err);
+
+/* Collective. Personalised all-to-all of bytes: this rank sends send_bytes[r]
+ * bytes to rank r, taken from send in rank order; *recv (malloc'd, free with
+ * free(); never NULL on success) receives what every rank sent here, in rank
+ * order, recv_bytes[r] (c->size entries, written) from rank r. Counts may exceed
+ * 2^31. CLUE_ENOMEM on every rank when a rank cannot allocate its receive buffer. */
+int clue_comm_exchange(const clue_comm *c, const void *send, const int64_t *send_bytes,
+                       void **recv, int64_t *recv_bytes, clue_err *err);
+
 /* Collective in-place sums over ranks (n may be 0; every rank passes the same n). */
 void clue_comm_sum_double(const clue_comm *c, double *buf, size_t n);
 void clue_comm_sum_float(const clue_comm *c, float *buf, size_t n);

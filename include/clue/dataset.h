@@ -2,9 +2,9 @@
  * modalities by obs names, a subset selected (train/test split), the selection
  * partitioned over ranks balanced by nonzeros, and this rank's shard read.
  *
- * Rank 0 pairs and selects the cells while loading (it alone holds the names
- * of every cell for that time) and hands each rank the metadata of its own
- * cells: after loading, no rank holds anything per cell of the whole data set,
+ * All ranks pair and select the cells together, each reading one block of rows
+ * of every file's metadata: no rank ever holds anything per cell of the whole
+ * data set (beyond a CSC matrix's row lengths), and after loading each holds
  * only its shard (names, file rows, batch codes, counts) and O(ranks) layout. */
 #ifndef CLUE_DATASET_H
 #define CLUE_DATASET_H

@@ -78,11 +78,16 @@ int h5ad_matrix_info_get(h5ad_file *f, const char *layer, h5ad_matrix_info *info
 int h5ad_read_row_nnz(h5ad_file *f, const char *layer, int64_t **row_nnz,
                       clue_err *err);
 
-/* Collective. The same for rank 0 only: the other ranks get *row_nnz = NULL and
- * read nothing for it (except for CSC, whose pass over the indices every rank
- * shares). */
-int h5ad_read_row_nnz_root(h5ad_file *f, const char *layer, int64_t **row_nnz,
-                           clue_err *err);
+/* Collective (every rank calls it, each with its own range, which may be
+ * empty). This rank receives the number of stored values of rows [begin, end)
+ * (end − begin entries, malloc'd: free with free(); entry i is file row
+ * begin + i). CSR reads only indptr[begin .. end] and checks it (non-decreasing,
+ * within data); dense gives n_cols per row; CSC is the slow path: every rank
+ * takes part in the full pass over the indices and keeps its slice. Fails on
+ * every rank, naming the file and the matrix, when a rank's range is outside
+ * [0, n_rows] or begin > end. */
+int h5ad_read_row_nnz_range(h5ad_file *f, const char *layer, int64_t begin, int64_t end,
+                            int64_t **row_nnz, clue_err *err);
 
 /* Collective (every rank calls it, n may be 0). Reads the given rows (strictly
  * ascending file row numbers) of the matrix into a new CSR with n rows, in that
@@ -99,6 +104,13 @@ int h5ad_read_rows(h5ad_file *f, const char *layer, const int64_t *rows, int64_t
 int h5ad_read_obs_names(h5ad_file *f, clue_strings **out, clue_err *err);
 int h5ad_read_var_names(h5ad_file *f, clue_strings **out, clue_err *err);
 
+/* Not collective. Rows [begin, end) of the obs index: out->n == end − begin,
+ * entry i is the name of file row begin + i; only those rows are read. Fails
+ * naming the file when the range is outside [0, n_obs] or begin > end;
+ * begin == end gives an empty array. */
+int h5ad_read_obs_names_range(h5ad_file *f, int64_t begin, int64_t end,
+                              clue_strings **out, clue_err *err);
+
 typedef enum {
   H5AD_COL_CATEGORICAL = 0,
   H5AD_COL_NUMERIC,
@@ -107,7 +119,8 @@ typedef enum {
   H5AD_COL_OTHER /* present but of a kind clue does not read */
 } h5ad_column_kind;
 
-/* One obs (or var) column, read whole. */
+/* One obs (or var) column: every row, or the rows of a range (then n is the
+ * range's length and row i is file row begin + i). */
 typedef struct h5ad_column {
   char name[256];
   h5ad_column_kind kind;
@@ -128,8 +141,16 @@ int h5ad_obs_column_names(h5ad_file *f, clue_strings **out, clue_err *err);
 int h5ad_read_obs_column(h5ad_file *f, const char *name, h5ad_column **out,
                          clue_err *err);
 
-/* The label of row i of a column as text (category, number or string), written
- * to buf; "" for missing values. */
+/* Not collective. Rows [begin, end) of obs column `name`: the same column as
+ * h5ad_read_obs_column gives, with n = end − begin and codes, values or strings
+ * of those rows only (read as one hyperslab each; a categorical's categories,
+ * ordered and encoding are whole). The same failures, and a failure naming the
+ * file and the column when the range is outside [0, n_obs] or begin > end. */
+int h5ad_read_obs_column_range(h5ad_file *f, const char *name, int64_t begin, int64_t end,
+                               h5ad_column **out, clue_err *err);
+
+/* The label of row i of a column (i counted from the first row read) as text
+ * (category, number or string), written to buf; "" for missing values. */
 void h5ad_column_label(const h5ad_column *c, int64_t i, char *buf, size_t size);
 
 void h5ad_column_free(h5ad_column *c);
@@ -154,6 +175,15 @@ int h5mu_mod_names(const char *path, clue_strings **out, clue_err *err);
 int h5mu_read_obsmap(const char *path, const char *mod, int64_t **map, int64_t *n,
                      clue_err *err);
 int h5mu_read_obs_names(const char *path, clue_strings **out, clue_err *err);
+
+/* Not collective. Entries [begin, end) of obsmap/<mod> (end − begin entries,
+ * malloc'd; entry i is global cell begin + i), only those read; *n_total gets
+ * the length of the global obs. Fails naming the file (*map NULL, *n_total 0)
+ * when the range is outside [0, length of the global obs] or begin > end, also
+ * when there is no obsmap/<mod>. As h5mu_read_obsmap, *map is NULL and
+ * *n_total 0, with CLUE_OK, when the file has no obsmap/<mod>. */
+int h5mu_read_obsmap_range(const char *path, const char *mod, int64_t begin, int64_t end,
+                           int64_t **map, int64_t *n_total, clue_err *err);
 
 /* True when the file starts like an HDF5 file with an .h5mu user block or has
  * root attribute encoding-type == "MuData". */

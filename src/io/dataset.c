@@ -1,7 +1,8 @@
 /* dataset.c — loading the cells of a run: open every modality on every rank
- * (MPI-IO), let rank 0 pair and select the cells (dataset_cells.c) and split
- * the selection over ranks balanced by nonzeros, hand each rank the metadata
- * of its own cells only, and read each rank's rows: for each modality the file
+ * (MPI-IO), pair and select the cells on all ranks together (dataset_pair.c,
+ * dataset_cells.c), split the selection over ranks balanced by nonzeros
+ * (prefix sums over the ranks), send each rank the metadata of its own cells,
+ * and read each rank's rows: for each modality the file
  * rows of the rank's cells, sorted for one collective read, then put back in
  * cell order. The
  * values are checked against the likelihood (counts must be finite and
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clue/outbox.h"
+#include "clue/rowdist.h"
 #include "dataset_internal.h"
 
 /* Rank 0 asks whether a per-modality file is an .h5mu; all ranks learn it. */
@@ -55,163 +58,187 @@ static int read_var_names(clue_dataset *d, const clue_comm *comm, clue_err *err)
   return rc;
 }
 
-/* Rank 0's view of the selected cells while loading, in pairing order. */
-typedef struct selection {
-  int64_t *file_row;  /* (n_cells × n_mod) */
-  int32_t *batch;     /* (n_cells) */
-  const char **names; /* (n_cells) views into the pairing's names */
-} selection;
-
-static void selection_free(selection *s) {
-  free(s->file_row);
-  free(s->batch);
-  free(s->names);
-  memset(s, 0, sizeof *s);
-}
-
-/* Rank 0: the selected cells of the pairing, in pairing order. */
-static int take_selection(clue_dataset *d, const dataset_cells *cells, selection *sel,
-                          clue_err *err) {
-  const clue_pairing *p = cells->pairing;
-  int nm = d->n_mod;
-  int64_t n = 0;
-  for (int64_t c = 0; c < p->n_cells; c++) n += cells->keep[c];
-  d->n_cells = n;
-  sel->file_row = clue_malloc((size_t)(n * nm + 1) * sizeof *sel->file_row, err);
-  sel->batch = clue_malloc((size_t)(n + 1) * sizeof *sel->batch, err);
-  sel->names = clue_malloc((size_t)(n + 1) * sizeof *sel->names, err);
-  if (!sel->file_row || !sel->batch || !sel->names) return CLUE_ENOMEM;
-  int64_t i = 0;
-  for (int64_t c = 0; c < p->n_cells; c++) {
-    if (!cells->keep[c]) continue;
-    memcpy(sel->file_row + i * nm, p->row + c * nm, (size_t)nm * sizeof *sel->file_row);
-    sel->batch[i] = cells->batch[c];
-    sel->names[i++] = p->names->s[c];
+/* Collective. Numbers the selected cells in pairing order (sel[i] for owned cell
+ * i, −1 when not kept) and counts them, per modality too. */
+static int number_selection(clue_dataset *d, const own_cells *oc, int64_t *sel,
+                            const clue_comm *comm, clue_err *err) {
+  int64_t kept[CLUE_MAX_MOD] = {0}, first[CLUE_MAX_MOD] = {0};
+  int64_t per_mod[CLUE_MAX_MOD] = {0}, i = 0;
+  for (int s = 0; s < oc->n_seg; s++)
+    for (int64_t j = 0; j < oc->seg_n[s]; j++, i++) kept[s] += oc->keep[i];
+  int rc = dataset__seg_offsets(comm, oc->n_seg, kept, first, &d->n_cells, err);
+  if (rc) return rc;
+  i = 0;
+  for (int s = 0; s < oc->n_seg; s++) {
+    int64_t next = first[s];
+    for (int64_t j = 0; j < oc->seg_n[s]; j++, i++) {
+      sel[i] = oc->keep[i] ? next++ : -1;
+      for (int k = 0; oc->keep[i] && k < d->n_mod; k++)
+        per_mod[k] += oc->row[i * d->n_mod + k] >= 0;
+    }
   }
-  for (int k = 0; k < nm; k++)
-    for (int64_t j = 0; j < n; j++) d->mod[k].n_cells += sel->file_row[j * nm + k] >= 0;
+  clue_comm_sum_int64(comm, per_mod, (size_t)d->n_mod);
+  for (int k = 0; k < d->n_mod; k++) d->mod[k].n_cells = per_mod[k];
   return CLUE_OK;
 }
 
-/* Collective. Every rank learns the cell counts and the batch categories. */
-static void share_counts(clue_dataset *d, dataset_cells *dc, const clue_comm *comm) {
-  int64_t counts[CLUE_MAX_MOD + 1] = {d->n_cells};
-  for (int k = 0; k < d->n_mod; k++) counts[k + 1] = d->mod[k].n_cells;
-  clue_comm_bcast(comm, counts, sizeof counts, 0);
-  d->n_cells = counts[0];
-  for (int k = 0; k < d->n_mod; k++) d->mod[k].n_cells = counts[k + 1];
-  d->n_batches = dc->n_batches;
-  d->batch_names = dc->batch_names;
-  dc->batch_names = NULL;
+/* This rank's block of a modality's row lengths. */
+typedef struct nnz_block {
+  const int64_t *nnz;
+  int64_t begin;
+} nnz_block;
+
+static void answer_nnz(void *ctx, const char *req, clue_outbox *answers, int asker) {
+  const nnz_block *b = ctx;
+  int64_t row;
+  memcpy(&row, req, sizeof row);
+  clue_outbox_put(answers, asker, &b->nnz[row - b->begin], sizeof b->nnz[0]);
 }
 
-/* Collective. Splits the cells over ranks balanced by their nonzeros (rank 0
- * reads the row lengths and decides). */
-static int partition(clue_dataset *d, const clue_config *cfg, const selection *sel,
-                     const clue_comm *comm, clue_err *err) {
-  int64_t n = d->n_cells;
-  bool root = comm->rank == 0;
-  int64_t *w = root ? clue_calloc((size_t)n + 1, sizeof *w, err) : NULL;
-  int64_t *b = clue_malloc((size_t)comm->size * sizeof *b, err);
-  int64_t *e = clue_malloc((size_t)comm->size * sizeof *e, err);
-  d->rank_begin = clue_malloc((size_t)(comm->size + 1) * sizeof *d->rank_begin, err);
-  int rc = clue_comm_agree(comm, ((w || !root) && b && e && d->rank_begin) ? CLUE_OK
-                                                                          : CLUE_ENOMEM, err);
-  for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) {
-    int64_t *nnz = NULL, before = h5ad_bytes_read(d->mod[k].file);
-    rc = h5ad_read_row_nnz_root(d->mod[k].file, cfg->mod[k].layer, &nnz, err);
-    d->bytes_read += h5ad_bytes_read(d->mod[k].file) - before;
-    for (int64_t c = 0; root && rc == CLUE_OK && c < n; c++) {
-      int64_t r = sel->file_row[c * d->n_mod + k];
-      if (r >= 0) w[c] += nnz[r];
-    }
+/* Collective. w[i] += the length of modality k's row of each kept owned cell,
+ * asked of the ranks holding the rows' block of row lengths. */
+static int add_row_weights(clue_dataset *d, const clue_config *cfg, int k,
+                           const own_cells *oc, int64_t *w, const clue_comm *comm,
+                           clue_err *err) {
+  int nm = d->n_mod;
+  int64_t n_rows = h5ad_n_obs(d->mod[k].file), end, before = h5ad_bytes_read(d->mod[k].file);
+  nnz_block blk = {NULL, 0};
+  int64_t *nnz = NULL;
+  clue_block_range(n_rows, comm->size, comm->rank, &blk.begin, &end);
+  int rc = h5ad_read_row_nnz_range(d->mod[k].file, cfg->mod[k].layer, blk.begin, end, &nnz,
+                                   err);
+  d->bytes_read += h5ad_bytes_read(d->mod[k].file) - before;
+  blk.nnz = nnz;
+  clue_outbox box;
+  if (rc == CLUE_OK) rc = clue_outbox_init(&box, comm, err);
+  if (rc) {
     free(nnz);
+    return rc;
   }
-  if (rc == CLUE_OK) {
-    if (root) {
-      clue_partition_weighted(n, w, comm->size, b, e);
-      for (int r = 0; r < comm->size; r++) d->rank_begin[r] = b[r];
-      d->rank_begin[comm->size] = n;
+  for (int64_t i = 0; i < oc->n; i++) {
+    int64_t r = oc->row[i * nm + k];
+    if (oc->keep[i] && r >= 0)
+      clue_outbox_put(&box, clue_block_owner(r, n_rows, comm->size), &r, sizeof r);
+  }
+  char *a = NULL;
+  int64_t *at = clue_malloc((size_t)comm->size * sizeof *at, err);
+  rc = clue_comm_agree(comm, at ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc == CLUE_OK) rc = clue_outbox_ask(&box, sizeof(int64_t), answer_nnz, &blk, comm, &a, at, err);
+  for (int64_t i = 0; rc == CLUE_OK && i < oc->n; i++) { /* answers in the order asked */
+    int64_t r = oc->row[i * nm + k], v;
+    if (!oc->keep[i] || r < 0) continue;
+    clue_inbox_take(a, &at[clue_block_owner(r, n_rows, comm->size)], &v, sizeof v);
+    w[i] += v;
+  }
+  clue_outbox_free(&box);
+  free(at);
+  free(a);
+  free(nnz);
+  return rc;
+}
+
+/* Collective. Splits the selected cells over ranks balanced by their nonzeros,
+ * as clue_partition_weighted would over the whole list: a cell goes to the
+ * first rank whose share of the total weight its middle falls in. dest[i] is
+ * the rank of owned cell i (kept cells only). */
+static int partition(clue_dataset *d, const clue_config *cfg, const own_cells *oc,
+                     const int64_t *sel, int *dest, const clue_comm *comm, clue_err *err) {
+  int64_t *w = clue_calloc((size_t)oc->n + 1, sizeof *w, err);
+  d->rank_begin = clue_calloc((size_t)comm->size + 1, sizeof *d->rank_begin, err);
+  int rc = clue_comm_agree(comm, (w && d->rank_begin) ? CLUE_OK : CLUE_ENOMEM, err);
+  for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++)
+    rc = add_row_weights(d, cfg, k, oc, w, comm, err);
+  if (rc) {
+    free(w);
+    return rc;
+  }
+  int64_t sums[CLUE_MAX_MOD] = {0}, first[CLUE_MAX_MOD] = {0}, total = 0, i = 0;
+  for (int s = 0; s < oc->n_seg; s++)
+    for (int64_t j = 0; j < oc->seg_n[s]; j++, i++)
+      if (sel[i] >= 0) sums[s] += w[i] + 1;
+  rc = dataset__seg_offsets(comm, oc->n_seg, sums, first, &total, err);
+  if (rc) {
+    free(w);
+    return rc;
+  }
+  int64_t *count = d->rank_begin + 1; /* cells per rank, then prefix sums */
+  int r = 0; /* the middles grow along the owned cells: so does their rank */
+  i = 0;
+  for (int s = 0; s < oc->n_seg; s++) {
+    int64_t acc = first[s];
+    for (int64_t j = 0; j < oc->seg_n[s]; j++, i++) {
+      if (sel[i] < 0) continue;
+      double mid = (double)acc + 0.5 * (double)(w[i] + 1);
+      while (r < comm->size - 1 && !(mid < (double)total * (double)(r + 1) / comm->size)) r++;
+      dest[i] = r;
+      count[r]++;
+      acc += w[i] + 1;
     }
-    clue_comm_bcast(comm, d->rank_begin, (size_t)(comm->size + 1) * sizeof(int64_t), 0);
-    d->local_begin = d->rank_begin[comm->rank];
-    d->local_end = d->rank_begin[comm->rank + 1];
   }
+  clue_comm_sum_int64(comm, count, (size_t)comm->size);
+  for (int q = 0; q < comm->size; q++) d->rank_begin[q + 1] += d->rank_begin[q];
+  d->local_begin = d->rank_begin[comm->rank];
+  d->local_end = d->rank_begin[comm->rank + 1];
   free(w);
-  free(b);
-  free(e);
-  return rc;
+  return CLUE_OK;
 }
 
-/* Rank 0 → rank r: the names of cells [c0, c1), packed NUL-separated. The
- * receiver says whether it could allocate them before they are sent. */
-static void send_names(const selection *sel, int64_t c0, int64_t c1, int r,
-                       const clue_comm *comm) {
-  int64_t bytes = 0;
-  for (int64_t c = c0; c < c1; c++) bytes += (int64_t)strlen(sel->names[c]) + 1;
-  char *buf = malloc((size_t)bytes + 1), *q = buf;
-  int64_t len = buf ? bytes : -1;
-  int ok = 0;
-  MPI_Send(&len, 1, MPI_INT64_T, r, 0, comm->comm);
-  if (buf) MPI_Recv(&ok, 1, MPI_INT, r, 1, comm->comm, MPI_STATUS_IGNORE);
-  for (int64_t c = c0; ok && c < c1; c++) {
-    size_t l = strlen(sel->names[c]) + 1;
-    memcpy(q, sel->names[c], l);
-    q += l;
-  }
-  if (ok) MPI_Send(buf, (int)bytes, MPI_CHAR, r, 2, comm->comm);
-  free(buf);
-}
-
-/* Rank r ≠ 0: receives its nl cell names. */
-static int recv_names(clue_dataset *d, int64_t nl, const clue_comm *comm, clue_err *err) {
-  int64_t len = 0;
-  MPI_Recv(&len, 1, MPI_INT64_T, 0, 0, comm->comm, MPI_STATUS_IGNORE);
-  if (len < 0) return clue_fail(err, CLUE_ENOMEM, "rank 0 ran out of memory sending names");
-  char *buf = malloc((size_t)len + 1);
-  const char **view = malloc((size_t)(nl + 1) * sizeof *view);
-  int ok = buf && view;
-  MPI_Send(&ok, 1, MPI_INT, 0, 1, comm->comm);
-  int rc = ok ? CLUE_OK : clue_fail(err, CLUE_ENOMEM, "out of memory receiving cell names");
-  if (ok) MPI_Recv(buf, (int)len, MPI_CHAR, 0, 2, comm->comm, MPI_STATUS_IGNORE);
-  for (int64_t i = 0, at = 0; ok && i < nl; i++) {
-    view[i] = buf + at;
-    at += (int64_t)strlen(buf + at) + 1;
-  }
-  if (ok && !(d->local_names = clue_strings_from(view, nl, err))) rc = CLUE_ENOMEM;
-  free(buf);
-  free(view);
-  return rc;
-}
-
-/* Collective. Rank 0 hands each rank the file rows, batch codes and names of
- * its cells (one rank at a time, so rank 0 never packs more than one share). */
-static int scatter_cells(clue_dataset *d, const selection *sel, const clue_comm *comm,
-                         clue_err *err) {
+/* Collective. Sends every selected cell's file rows, batch code and name to the
+ * rank it was given. */
+static int scatter_cells(clue_dataset *d, const own_cells *oc, const int64_t *sel,
+                         const int *dest, const clue_comm *comm, clue_err *err) {
   int nm = d->n_mod;
   int64_t nl = d->local_end - d->local_begin;
   d->local_file_row = clue_malloc((size_t)(nl * nm + 1) * sizeof *d->local_file_row, err);
   d->local_batch = clue_malloc((size_t)(nl + 1) * sizeof *d->local_batch, err);
-  int rc = clue_comm_agree(comm, (d->local_file_row && d->local_batch) ? CLUE_OK
-                                                                      : CLUE_ENOMEM, err);
-  if (rc) return rc;
-  if (comm->rank == 0) {
-    for (int r = 1; r < comm->size; r++) {
-      int64_t c0 = d->rank_begin[r], c1 = d->rank_begin[r + 1];
-      MPI_Send(sel->file_row + c0 * nm, (int)((c1 - c0) * nm), MPI_INT64_T, r, 3, comm->comm);
-      MPI_Send(sel->batch + c0, (int)(c1 - c0), MPI_INT32_T, r, 4, comm->comm);
-      send_names(sel, c0, c1, r, comm);
-    }
-    memcpy(d->local_file_row, sel->file_row, (size_t)(nl * nm) * sizeof *d->local_file_row);
-    memcpy(d->local_batch, sel->batch, (size_t)nl * sizeof *d->local_batch);
-    if (!(d->local_names = clue_strings_from(sel->names, nl, err))) rc = CLUE_ENOMEM;
-  } else {
-    MPI_Recv(d->local_file_row, (int)(nl * nm), MPI_INT64_T, 0, 3, comm->comm,
-             MPI_STATUS_IGNORE);
-    MPI_Recv(d->local_batch, (int)nl, MPI_INT32_T, 0, 4, comm->comm, MPI_STATUS_IGNORE);
-    rc = recv_names(d, nl, comm, err);
+  const char **view = clue_malloc((size_t)(nl + 1) * sizeof *view, err);
+  clue_outbox box = {0};
+  int rc = clue_comm_agree(
+      comm, (d->local_file_row && d->local_batch && view) ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc == CLUE_OK) rc = clue_outbox_init(&box, comm, err);
+  for (int64_t i = 0; rc == CLUE_OK && i < oc->n; i++) {
+    if (sel[i] < 0) continue;
+    clue_outbox_put(&box, dest[i], &sel[i], sizeof sel[i]);
+    clue_outbox_put(&box, dest[i], oc->row + i * nm, (size_t)nm * sizeof *oc->row);
+    clue_outbox_put(&box, dest[i], &oc->batch[i], sizeof oc->batch[i]);
+    const char *name = oc->names->s[i];
+    clue_outbox_put(&box, dest[i], name, strlen(name) + 1);
   }
+  char *in = NULL;
+  int64_t len = 0;
+  if (rc == CLUE_OK) rc = clue_outbox_deliver(&box, comm, &in, &len, NULL, err);
+  clue_outbox_free(&box);
+  for (int64_t at = 0; rc == CLUE_OK && at < len;) {
+    int64_t id;
+    clue_inbox_take(in, &at, &id, sizeof id);
+    int64_t c = id - d->local_begin;
+    clue_inbox_take(in, &at, d->local_file_row + c * nm, (size_t)nm * sizeof(int64_t));
+    clue_inbox_take(in, &at, &d->local_batch[c], sizeof d->local_batch[c]);
+    view[c] = in + at;
+    at += (int64_t)strlen(in + at) + 1;
+  }
+  if (rc == CLUE_OK && !(d->local_names = clue_strings_from(view, nl, err))) rc = CLUE_ENOMEM;
+  free(in);
+  free(view);
   return clue_comm_agree(comm, rc, err);
+}
+
+/* Collective. The selection, its split over ranks and each rank's metadata. */
+static int place_cells(clue_dataset *d, const clue_config *cfg, dataset_cells *dc,
+                       const clue_comm *comm, clue_err *err) {
+  const own_cells *oc = &dc->own;
+  int64_t *sel = clue_malloc((size_t)(oc->n + 1) * sizeof *sel, err);
+  int *dest = clue_malloc((size_t)(oc->n + 1) * sizeof *dest, err);
+  int rc = clue_comm_agree(comm, (sel && dest) ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc == CLUE_OK) rc = number_selection(d, oc, sel, comm, err);
+  d->n_batches = dc->n_batches;
+  d->batch_names = dc->batch_names;
+  dc->batch_names = NULL;
+  if (rc == CLUE_OK) rc = partition(d, cfg, oc, sel, dest, comm, err);
+  if (rc == CLUE_OK) rc = scatter_cells(d, oc, sel, dest, comm, err);
+  free(sel);
+  free(dest);
+  return rc;
 }
 
 typedef struct row_pos {
@@ -336,14 +363,7 @@ int clue_dataset_load(const clue_config *cfg, clue_cells cells, const clue_comm 
   dataset_cells dc;
   memset(&dc, 0, sizeof dc);
   if (rc == CLUE_OK) rc = dataset__cells(cfg, cells, d, global, comm, &dc, err);
-  selection sel = {0};
-  if (rc == CLUE_OK)
-    rc = clue_comm_agree(comm, comm->rank == 0 ? take_selection(d, &dc, &sel, err) : CLUE_OK,
-                         err);
-  if (rc == CLUE_OK) share_counts(d, &dc, comm);
-  if (rc == CLUE_OK) rc = partition(d, cfg, &sel, comm, err);
-  if (rc == CLUE_OK) rc = scatter_cells(d, &sel, comm, err);
-  selection_free(&sel);
+  if (rc == CLUE_OK) rc = place_cells(d, cfg, &dc, comm, err);
   dataset__cells_free(&dc);
   if (rc == CLUE_OK) rc = read_shards(d, cfg, comm, err);
   h5ad_close(global);

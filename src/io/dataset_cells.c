@@ -1,28 +1,35 @@
-/* dataset_cells.c — the cells of a run, decided on rank 0 (which alone holds
- * the per-cell arrays while loading):
- * pairing across modalities (MuData obsmap, else obs names), the check that
- * modalities share cells, the split column (which cells are train or test)
- * and the batch column (codes, categories merged across modalities).
+/* dataset_cells.c — the cells of a run, decided by all ranks together (each holds
+ * the cells it owns while loading, dataset_pair.c): the check that modalities
+ * share cells, the split column (which cells are train or test) and the batch
+ * column (codes, categories merged across modalities).
  *
  * Where a cell's split or batch value comes from: the .h5mu global obs when
  * it has the column, else the first modality (in config order) that has both
- * the cell and the column. */
+ * the cell and the column. Each rank reads one block of rows of each such
+ * column and answers the owners of the cells whose rows fall in it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clue/outbox.h"
+#include "clue/rowdist.h"
 #include "dataset_internal.h"
 
-/* The split or batch column of every source. */
+#define LABEL_MAX 512
+
+/* This rank's block of the split or batch column of every source (global obs
+ * at index CLUE_MAX_MOD, modality m at m). */
 typedef struct key_cols {
   const char *key;
-  h5ad_column *global;            /* from the .h5mu global obs, or NULL */
-  h5ad_column *mod[CLUE_MAX_MOD]; /* from each modality, NULL when absent */
+  h5ad_column *col[CLUE_MAX_MOD + 1];  /* NULL when the source lacks the column */
+  h5ad_file *file[CLUE_MAX_MOD + 1];
+  int64_t begin[CLUE_MAX_MOD + 1];     /* first row of the block */
 } key_cols;
 
+enum { GLOBAL_SRC = CLUE_MAX_MOD };
+
 static void key_cols_free(key_cols *k) {
-  h5ad_column_free(k->global);
-  for (int i = 0; i < CLUE_MAX_MOD; i++) h5ad_column_free(k->mod[i]);
+  for (int i = 0; i <= CLUE_MAX_MOD; i++) h5ad_column_free(k->col[i]);
 }
 
 static bool has_column(h5ad_file *f, const char *key) {
@@ -35,84 +42,189 @@ static bool has_column(h5ad_file *f, const char *key) {
   return found;
 }
 
-/* Reads column `key` wherever it exists; fails when no source has it. */
+/* Reads this rank's block of source s's column. */
+static int read_block(key_cols *k, int s, h5ad_file *f, const clue_comm *comm,
+                      clue_err *err) {
+  int64_t end;
+  k->file[s] = f;
+  clue_block_range(h5ad_n_obs(f), comm->size, comm->rank, &k->begin[s], &end);
+  return h5ad_read_obs_column_range(f, k->key, k->begin[s], end, &k->col[s], err);
+}
+
+/* Collective. Reads column `key` wherever it exists (the global obs alone when
+ * it has it); fails when no source has it. */
 static int read_key(const clue_dataset *d, h5ad_file *global, const char *key,
-                    const char *setting, key_cols *k, clue_err *err) {
+                    const char *setting, const clue_comm *comm, key_cols *k, clue_err *err) {
   memset(k, 0, sizeof *k);
   k->key = key;
   int rc = CLUE_OK;
-  if (global && has_column(global, key))
-    rc = h5ad_read_obs_column(global, key, &k->global, err);
-  for (int m = 0; rc == CLUE_OK && !k->global && m < d->n_mod; m++)
-    if (has_column(d->mod[m].file, key))
-      rc = h5ad_read_obs_column(d->mod[m].file, key, &k->mod[m], err);
-  for (int m = -1; rc == CLUE_OK && m < d->n_mod; m++) {
-    const h5ad_column *c = m < 0 ? k->global : k->mod[m];
-    if (c && c->kind == H5AD_COL_OTHER)
+  bool any = false;
+  if (global && has_column(global, key)) {
+    rc = read_block(k, GLOBAL_SRC, global, comm, err);
+    any = true;
+  }
+  for (int m = 0; rc == CLUE_OK && !any && m < d->n_mod; m++)
+    if (has_column(d->mod[m].file, key)) rc = read_block(k, m, d->mod[m].file, comm, err);
+  for (int s = 0; rc == CLUE_OK && s <= GLOBAL_SRC; s++) {
+    any = any || k->col[s];
+    if (k->col[s] && k->col[s]->kind == H5AD_COL_OTHER)
       rc = clue_fail(err, CLUE_EFORMAT,
                      "%s: obs column '%s' has encoding '%s'; %s needs a categorical, "
                      "string, numeric or boolean column",
-                     m < 0 ? h5ad_path(global) : d->mod[m].what, key, c->encoding,
-                     setting);
+                     s == GLOBAL_SRC ? h5ad_path(global) : d->mod[s].what, key,
+                     k->col[s]->encoding, setting);
   }
-  bool any = k->global != NULL;
-  for (int m = 0; m < d->n_mod; m++) any = any || k->mod[m];
   if (rc == CLUE_OK && !any) {
     h5ad_column *none = NULL;
-    rc = h5ad_read_obs_column(d->mod[0].file, key, &none, err); /* lists columns */
+    rc = h5ad_read_obs_column_range(d->mod[0].file, key, 0, 0, &none, err); /* lists columns */
     h5ad_column_free(none);
     if (rc == CLUE_OK) rc = clue_fail(err, CLUE_EFORMAT, "column '%s' not found", key);
     clue_err_prefix(err, "%s '%s' is not an obs column", setting, key);
   }
-  return rc;
+  return clue_comm_agree(comm, rc, err);
 }
 
-/* Label of cell c for key (written to buf; "" = missing). Returns -1 when no
- * source holds a value for the cell. */
-static int cell_label(const key_cols *k, const clue_pairing *p, const int64_t *grow,
-                      int64_t c, char *buf, size_t size) {
-  if (k->global && grow && grow[c] >= 0) {
-    h5ad_column_label(k->global, grow[c], buf, size);
-    return 0;
+/* The source and row of owned cell i's label; -1 when no source has it. */
+static int label_source(const key_cols *k, const own_cells *oc, int64_t i, int64_t *row) {
+  if (k->col[GLOBAL_SRC] && oc->grow[i] >= 0) {
+    *row = oc->grow[i];
+    return GLOBAL_SRC;
   }
-  for (int m = 0; m < p->n_mod; m++) {
-    int64_t r = p->row[c * p->n_mod + m];
-    if (r >= 0 && k->mod[m]) {
-      h5ad_column_label(k->mod[m], r, buf, size);
-      return 0;
+  for (int m = 0; m < oc->n_mod; m++) {
+    int64_t r = oc->row[i * oc->n_mod + m];
+    if (r >= 0 && k->col[m]) {
+      *row = r;
+      return m;
     }
   }
-  buf[0] = '\0';
   return -1;
 }
 
-static int no_source(const clue_pairing *p, int64_t c, const char *key, clue_err *err) {
+static int no_source(const own_cells *oc, int64_t i, const char *key, clue_err *err) {
   return clue_fail(err, CLUE_EDATA,
                    "cell '%s' has no value for obs column '%s': none of its modalities "
                    "has that column",
-                   p->names->s[c], key);
+                   oc->names->s[i], key);
 }
 
-/* Fills keep[] from the split column; fails on an empty selection. */
-static int select_cells(const clue_config *cfg, clue_cells cells, const key_cols *k,
-                        const clue_pairing *p, const int64_t *grow, uint8_t *keep,
-                        clue_err *err) {
-  int64_t n_test = 0, n_keep = 0;
-  char lab[256], seen[256] = "";
-  for (int64_t c = 0; c < p->n_cells; c++) {
-    bool test = false;
-    if (k) {
-      if (cell_label(k, p, grow, c, lab, sizeof lab) < 0)
-        return no_source(p, c, k->key, err);
-      test = !strcmp(lab, cfg->test_value);
-      if (!test && !seen[0] && lab[0]) snprintf(seen, sizeof seen, "%s", lab);
-    }
-    n_test += test;
-    keep[c] = cells == CLUE_CELLS_ALL || (cells == CLUE_CELLS_TEST) == test;
-    n_keep += keep[c];
+/* A request for a label: the source and its row. */
+typedef struct label_req {
+  int32_t src;
+  int64_t row;
+} label_req;
+
+static void answer_label(void *ctx, const char *req, clue_outbox *answers, int asker) {
+  const key_cols *k = ctx;
+  label_req q;
+  memcpy(&q, req, sizeof q);
+  char lab[LABEL_MAX];
+  h5ad_column_label(k->col[q.src], q.row - k->begin[q.src], lab, sizeof lab);
+  clue_outbox_put(answers, asker, lab, strlen(lab) + 1);
+}
+
+/* The rank holding the label of owned cell i (which has a source). */
+static int label_holder(const key_cols *k, const own_cells *oc, int64_t i, label_req *q,
+                        const clue_comm *comm) {
+  q->row = 0;
+  q->src = label_source(k, oc, i, &q->row);
+  return clue_block_owner(q->row, h5ad_n_obs(k->file[q->src]), comm->size);
+}
+
+/* Collective. Fails on the first cell (pairing order) that no source has a
+ * value for; else puts this rank's requests in box. */
+static int ask_labels(const key_cols *k, const own_cells *oc, const clue_comm *comm,
+                      clue_outbox *box, clue_err *err) {
+  int64_t first_bad = -1;
+  int bad = CLUE_OK;
+  for (int64_t i = 0; i < oc->n; i++) {
+    int64_t row;
+    if (label_source(k, oc, i, &row) >= 0) continue;
+    first_bad = oc->id[i];
+    bad = no_source(oc, i, k->key, err);
+    break;
   }
-  if (n_keep > 0) return CLUE_OK;
-  if (p->n_cells == 0) return clue_fail(err, CLUE_EDATA, "the modalities hold no cells");
+  int rc = clue_comm_agree_first(comm, first_bad, bad, err);
+  for (int64_t i = 0; rc == CLUE_OK && i < oc->n; i++) {
+    label_req q;
+    memset(&q, 0, sizeof q); /* padding bytes too: they are sent */
+    int holder = label_holder(k, oc, i, &q, comm);
+    clue_outbox_put(box, holder, &q, sizeof q);
+  }
+  return rc;
+}
+
+/* Collective. The label of every owned cell for key ("" = missing), as a new
+ * string array in owned order. Fails on the first cell (pairing order) that no
+ * source has a value for. */
+static int fetch_labels(const key_cols *k, const own_cells *oc, const clue_comm *comm,
+                        clue_strings **labels, clue_err *err) {
+  *labels = NULL;
+  char *a = NULL;
+  int64_t *at = clue_malloc((size_t)comm->size * sizeof *at, err);
+  const char **view = clue_malloc((size_t)(oc->n + 1) * sizeof *view, err);
+  clue_outbox box;
+  int rc = clue_comm_agree(comm, (at && view) ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc == CLUE_OK) rc = clue_outbox_init(&box, comm, err);
+  if (rc == CLUE_OK) {
+    rc = ask_labels(k, oc, comm, &box, err);
+    if (rc == CLUE_OK)
+      rc = clue_outbox_ask(&box, sizeof(label_req), answer_label, (void *)k, comm, &a, at, err);
+    clue_outbox_free(&box);
+  }
+  for (int64_t i = 0; rc == CLUE_OK && i < oc->n; i++) { /* answers in the order asked */
+    label_req q;
+    int holder = label_holder(k, oc, i, &q, comm);
+    view[i] = a + at[holder];
+    at[holder] += (int64_t)strlen(view[i]) + 1;
+  }
+  if (rc == CLUE_OK) {
+    if (!(*labels = clue_strings_from(view, oc->n, err))) rc = CLUE_ENOMEM;
+    rc = clue_comm_agree(comm, rc, err);
+  }
+  free(view);
+  free(at);
+  free(a);
+  return rc;
+}
+
+/* Collective. The text of the item with the smallest key over the ranks (a
+ * rank without one passes key < 0): written to out on every rank ("" if none). */
+static void agree_text(const clue_comm *comm, int64_t key, const char *mine, char *out,
+                       size_t size) {
+  int64_t best = key >= 0 ? key : INT64_MAX;
+  MPI_Allreduce(MPI_IN_PLACE, &best, 1, MPI_INT64_T, MPI_MIN, comm->comm);
+  int me = key >= 0 && key == best ? comm->rank : comm->size, root = comm->size;
+  MPI_Allreduce(&me, &root, 1, MPI_INT, MPI_MIN, comm->comm);
+  out[0] = '\0';
+  if (root == comm->size) return;
+  if (comm->rank == root) snprintf(out, size, "%s", mine);
+  clue_comm_bcast(comm, out, size, root);
+}
+
+/* Collective. Fills keep[] from the split column; fails on an empty selection. */
+static int select_cells(const clue_config *cfg, clue_cells cells, const key_cols *k,
+                        own_cells *oc, const clue_comm *comm, clue_err *err) {
+  clue_strings *lab = NULL;
+  int rc = k ? fetch_labels(k, oc, comm, &lab, err) : CLUE_OK;
+  if (rc) return rc;
+  int64_t counts[2] = {0, 0}, seen_id = -1; /* test, kept */
+  const char *seen = "";
+  for (int64_t i = 0; i < oc->n; i++) {
+    bool test = lab && !strcmp(lab->s[i], cfg->test_value);
+    if (lab && !test && seen_id < 0 && lab->s[i][0]) {
+      seen_id = oc->id[i];
+      seen = lab->s[i];
+    }
+    counts[0] += test;
+    oc->keep[i] = cells == CLUE_CELLS_ALL || (cells == CLUE_CELLS_TEST) == test;
+    counts[1] += oc->keep[i];
+  }
+  char seen_text[LABEL_MAX];
+  agree_text(comm, seen_id, seen, seen_text, sizeof seen_text);
+  clue_strings_free(lab);
+  clue_comm_sum_int64(comm, counts, 2);
+  if (counts[1] > 0) return CLUE_OK;
+  if (oc->n_total == 0) return clue_fail(err, CLUE_EDATA, "the modalities hold no cells");
   if (!k)
     return clue_fail(err, CLUE_ECONFIG,
                      "no test cells: data.split_key is not set, so every cell trains");
@@ -120,13 +232,12 @@ static int select_cells(const clue_config *cfg, clue_cells cells, const key_cols
     return clue_fail(err, CLUE_EDATA,
                      "no cell selected: no cell has %s == '%s' (data.split_key / "
                      "data.test_value; values seen include '%s')",
-                     k->key, cfg->test_value, seen);
+                     k->key, cfg->test_value, seen_text);
   return clue_fail(err, CLUE_EDATA,
                    "no cell selected for training: all %lld cells have %s == '%s' "
                    "(data.split_key / data.test_value)",
-                   (long long)n_test, k->key, cfg->test_value);
+                   (long long)counts[0], k->key, cfg->test_value);
 }
-
 /* A growing ordered set of labels (keys owned by the list). */
 typedef struct label_set {
   clue_strmap *map;
@@ -156,227 +267,143 @@ static int label_add(label_set *s, const char *lab, int64_t *at, clue_err *err) 
   return CLUE_OK;
 }
 
-/* Renumbers the labels in use (in set order), "nan" (missing, code −1) last. */
-static int renumber(const label_set *s, const int64_t *code, int64_t n,
-                    dataset_cells *out, clue_err *err) {
+
+/* Renumbers the labels in use on any rank (in set order), "nan" (missing, code
+ * −1) last: the batch codes of the owned cells and the categories. */
+static int renumber(const label_set *s, const int64_t *code, const own_cells *oc,
+                    const clue_comm *comm, dataset_cells *out, clue_err *err) {
   int64_t *used = clue_calloc((size_t)s->n + 1, sizeof *used, err);
   const char **names = clue_calloc((size_t)s->n + 1, sizeof *names, err);
-  int rc = (used && names) ? CLUE_OK : CLUE_ENOMEM;
+  int rc = clue_comm_agree(comm, (used && names) ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc == CLUE_OK) {
-    for (int64_t c = 0; c < n; c++) used[code[c] >= 0 ? code[c] : s->n] = 1;
+    for (int64_t i = 0; i < oc->n; i++) used[code[i] >= 0 ? code[i] : s->n] = 1;
+    clue_comm_max_int64(comm, used, (size_t)s->n + 1);
     int nb = 0;
     for (int64_t j = 0; j <= s->n; j++)
       if (used[j]) {
         names[nb] = j < s->n ? s->v[j] : "nan";
         used[j] = nb++;
       }
-    for (int64_t c = 0; c < n; c++)
-      out->batch[c] = (int32_t)used[code[c] >= 0 ? code[c] : s->n];
+    for (int64_t i = 0; i < oc->n; i++)
+      oc->batch[i] = (int32_t)used[code[i] >= 0 ? code[i] : s->n];
     out->n_batches = nb;
     if (!(out->batch_names = clue_strings_from(names, nb, err))) rc = CLUE_ENOMEM;
+    rc = clue_comm_agree(comm, rc, err);
   }
   free(used);
   free(names);
   return rc;
 }
 
-/* Batch codes: categories in their order (global obs first, then modalities in
- * order), then other labels by first appearance; unused categories dropped;
- * missing values become the category "nan", last. */
-static int code_batches(const key_cols *k, const clue_pairing *p, const int64_t *grow,
+static int cmp_id_first(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Collective. Adds the labels that are not categories, in order of their first
+ * cell over all ranks: each rank sends every rank its new labels with the
+ * position of their first cell. */
+static int add_other_labels(label_set *s, const clue_strings *lab, const own_cells *oc,
+                            const clue_comm *comm, clue_err *err) {
+  clue_outbox box;
+  int rc = clue_outbox_init(&box, comm, err);
+  clue_strmap *mine = rc ? NULL : clue_strmap_new(64, err);
+  if (rc == CLUE_OK && !mine) rc = CLUE_ENOMEM;
+  for (int64_t i = 0; rc == CLUE_OK && i < oc->n; i++) {
+    const char *l = lab->s[i];
+    if (!l[0] || clue_strmap_get(s->map, l) >= 0) continue;
+    int put = clue_strmap_put(mine, l, i, NULL, err);
+    if (put < 0) rc = put;
+    for (int r = 0; put == 1 && r < comm->size; r++) {
+      clue_outbox_put(&box, r, &oc->id[i], sizeof oc->id[i]);
+      clue_outbox_put(&box, r, l, strlen(l) + 1);
+    }
+  }
+  clue_strmap_free(mine);
+  rc = clue_comm_agree(comm, rc, err);
+  char *in = NULL;
+  int64_t len = 0, n = 0;
+  if (rc == CLUE_OK) rc = clue_outbox_deliver(&box, comm, &in, &len, NULL, err);
+  clue_outbox_free(&box);
+  if (rc) return rc;
+  for (int64_t at = 0; at < len; n++) at += (int64_t)sizeof(int64_t) + (int64_t)strlen(in + at + sizeof(int64_t)) + 1;
+  int64_t *order = clue_malloc((size_t)(2 * n + 1) * sizeof *order, err); /* (id, offset) */
+  rc = order ? CLUE_OK : CLUE_ENOMEM;
+  for (int64_t at = 0, j = 0; order && at < len; j++) {
+    order[2 * j + 1] = at + (int64_t)sizeof(int64_t);
+    clue_inbox_take(in, &at, &order[2 * j], sizeof(int64_t));
+    at += (int64_t)strlen(in + at) + 1;
+  }
+  if (order) qsort(order, (size_t)n, 2 * sizeof *order, cmp_id_first);
+  int64_t at_code;
+  for (int64_t j = 0; rc == CLUE_OK && j < n; j++)
+    rc = label_add(s, in + order[2 * j + 1], &at_code, err);
+  free(order);
+  free(in);
+  return clue_comm_agree(comm, rc, err);
+}
+
+/* Collective. Batch codes: categories in their order (global obs first, then
+ * modalities in order), then other labels by first appearance; unused
+ * categories dropped; missing values become the category "nan", last. */
+static int code_batches(const key_cols *k, own_cells *oc, const clue_comm *comm,
                         dataset_cells *out, clue_err *err) {
+  clue_strings *lab = NULL;
+  int rc = fetch_labels(k, oc, comm, &lab, err);
+  if (rc) return rc;
   label_set s = {0};
-  int64_t *code = clue_malloc((size_t)p->n_cells * sizeof *code, err);
+  int64_t *code = clue_malloc((size_t)(oc->n + 1) * sizeof *code, err);
   s.map = clue_strmap_new(64, err);
-  int rc = (code && s.map) ? CLUE_OK : CLUE_ENOMEM;
-  h5ad_column *src[CLUE_MAX_MOD + 1] = {k->global};
-  for (int m = 0; m < p->n_mod; m++) src[m + 1] = k->mod[m];
+  rc = (code && s.map) ? CLUE_OK : CLUE_ENOMEM;
   int64_t at;
-  for (int i = 0; i <= p->n_mod; i++) {
-    if (!src[i] || src[i]->kind != H5AD_COL_CATEGORICAL) continue;
-    for (int64_t j = 0; rc == CLUE_OK && j < src[i]->categories->n; j++)
-      rc = label_add(&s, src[i]->categories->s[j], &at, err);
+  for (int i = -1; i < oc->n_mod; i++) {
+    const h5ad_column *c = k->col[i < 0 ? GLOBAL_SRC : i];
+    if (!c || c->kind != H5AD_COL_CATEGORICAL) continue;
+    for (int64_t j = 0; rc == CLUE_OK && j < c->categories->n; j++)
+      rc = label_add(&s, c->categories->s[j], &at, err);
   }
-  char lab[512];
-  for (int64_t c = 0; rc == CLUE_OK && c < p->n_cells; c++) {
-    code[c] = -1;
-    if (cell_label(k, p, grow, c, lab, sizeof lab) < 0)
-      rc = no_source(p, c, k->key, err);
-    else if (lab[0])
-      rc = label_add(&s, lab, &code[c], err);
-  }
-  if (rc == CLUE_OK) rc = renumber(&s, code, p->n_cells, out, err);
+  rc = clue_comm_agree(comm, rc, err);
+  if (rc == CLUE_OK) rc = add_other_labels(&s, lab, oc, comm, err);
+  for (int64_t i = 0; rc == CLUE_OK && i < oc->n; i++)
+    code[i] = lab->s[i][0] ? clue_strmap_get(s.map, lab->s[i]) : -1;
+  if (rc == CLUE_OK) rc = renumber(&s, code, oc, comm, out, err);
   for (int64_t j = 0; j < s.n; j++) free(s.v[j]);
   free(s.v);
   clue_strmap_free(s.map);
   free(code);
+  clue_strings_free(lab);
   return rc;
 }
 
-/* ---- pairing (rank 0) ---- */
-
-static int check_unique(const clue_strings *names, const char *what, clue_err *err) {
-  clue_strmap *m = clue_strmap_new(names->n, err);
-  int rc = m ? CLUE_OK : CLUE_ENOMEM;
-  for (int64_t i = 0; rc == CLUE_OK && i < names->n; i++) {
-    int64_t old = -1;
-    int put = clue_strmap_put(m, names->s[i], i, &old, err);
-    if (put < 0)
-      rc = put;
-    else if (put == 0)
-      rc = clue_fail(err, CLUE_EDATA,
-                     "%s: obs name '%s' appears twice (rows %lld and %lld); obs names "
-                     "must be unique (mdata.obs_names_make_unique())",
-                     what, names->s[i], (long long)old, (long long)i);
-  }
-  clue_strmap_free(m);
-  return rc;
-}
-
-/* obsmap rows must be within the modality and used at most once. */
-static int check_obsmap(const int64_t *map, int64_t n, int64_t n_rows, const char *path,
-                        const char *mod, clue_err *err) {
-  uint8_t *seen = clue_calloc((size_t)n_rows + 1, 1, err);
-  int rc = seen ? CLUE_OK : CLUE_ENOMEM;
-  for (int64_t g = 0; rc == CLUE_OK && g < n; g++) {
-    if (map[g] == 0) continue;
-    if (map[g] > n_rows)
-      rc =
-          clue_fail(err, CLUE_EFORMAT,
-                    "%s: obsmap/%s maps global cell %lld to row %lld but mod/%s has %lld "
-                    "rows",
-                    path, mod, (long long)g, (long long)map[g], mod, (long long)n_rows);
-    else if (seen[map[g]]++)
-      rc = clue_fail(err, CLUE_EFORMAT,
-                     "%s: obsmap/%s maps two global cells to row %lld (the second is "
-                     "cell %lld)",
-                     path, mod, (long long)map[g], (long long)g);
-  }
-  free(seen);
-  return rc;
-}
-
-/* Pairs by names, one table lookup per cell. */
-static int pair_by_names(const clue_dataset *d, clue_pairing **p, clue_err *err) {
-  clue_strings *names[CLUE_MAX_MOD] = {0};
-  const char *what[CLUE_MAX_MOD];
-  int rc = CLUE_OK;
-  for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) {
-    what[k] = d->mod[k].what;
-    rc = h5ad_read_obs_names(d->mod[k].file, &names[k], err);
-  }
-  if (rc == CLUE_OK) rc = clue_pairing_from_names(names, d->n_mod, what, p, err);
-  for (int k = 0; k < d->n_mod; k++) clue_strings_free(names[k]);
-  return rc;
-}
-
-/* Global row of each paired cell, looked up by name (−1 when absent). */
-static int global_rows_by_name(const clue_pairing *p, const clue_strings *g,
-                               int64_t *grow, clue_err *err) {
-  clue_strmap *m = clue_strmap_new(g->n, err);
-  if (!m) return CLUE_ENOMEM;
-  for (int64_t i = 0; i < g->n; i++) clue_strmap_put(m, g->s[i], i, NULL, err);
-  for (int64_t c = 0; c < p->n_cells; c++) grow[c] = clue_strmap_get(m, p->names->s[c]);
-  clue_strmap_free(m);
-  return CLUE_OK;
-}
-
-/* An .h5mu: by obsmap when every chosen modality has one, else by names. */
-static int pair_h5mu(const clue_dataset *d, h5ad_file *global, clue_pairing **p,
-                     int64_t **grow, clue_err *err) {
-  const char *path = h5ad_path(global);
-  clue_strings *g = NULL;
-  int64_t *maps[CLUE_MAX_MOD] = {0}, n = 0;
-  int rc = h5mu_read_obs_names(path, &g, err);
-  bool all = true;
-  if (rc == CLUE_OK) rc = check_unique(g, path, err);
-  for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) {
-    rc = h5mu_read_obsmap(path, d->mod[k].name, &maps[k], &n, err);
-    all = all && maps[k];
-    if (rc == CLUE_OK && maps[k])
-      rc =
-          check_obsmap(maps[k], n, h5ad_n_obs(d->mod[k].file), path, d->mod[k].name, err);
-  }
-  if (rc == CLUE_OK && all)
-    rc = clue_pairing_from_obsmap(g, maps, d->n_mod, p, err);
-  else if (rc == CLUE_OK)
-    rc = pair_by_names(d, p, err);
-  if (rc == CLUE_OK && !(*grow = clue_malloc((size_t)(*p)->n_cells * sizeof **grow, err)))
-    rc = CLUE_ENOMEM;
-  if (rc == CLUE_OK && all) {
-    int64_t c = 0;
-    for (int64_t i = 0; i < g->n; i++) {
-      bool any = false;
-      for (int k = 0; k < d->n_mod; k++) any = any || maps[k][i] > 0;
-      if (any) (*grow)[c++] = i;
-    }
-  } else if (rc == CLUE_OK) {
-    rc = global_rows_by_name(*p, g, *grow, err);
-  }
-  for (int k = 0; k < d->n_mod; k++) free(maps[k]);
-  clue_strings_free(g);
-  return rc;
-}
-
-/* Each modality must share cells with another one (unless allowed). */
-static int check_shared(const clue_config *cfg, const clue_dataset *d,
-                        const clue_pairing *p, clue_err *err) {
-  if (cfg->allow_unpaired || p->n_mod < 2) return CLUE_OK;
-  int nm = p->n_mod;
+/* Collective. Each modality must share cells with another one (unless allowed). */
+static int check_shared(const clue_config *cfg, const clue_dataset *d, const own_cells *oc,
+                        const clue_comm *comm, clue_err *err) {
+  if (cfg->allow_unpaired || oc->n_mod < 2) return CLUE_OK;
+  int nm = oc->n_mod;
   for (int k = 0; k < nm; k++) {
-    int64_t shared = 0, mine = -1, other = -1;
-    for (int64_t c = 0; c < p->n_cells; c++) {
-      bool has = p->row[c * nm + k] >= 0, rest = false;
-      for (int q = 0; q < nm; q++) rest = rest || (q != k && p->row[c * nm + q] >= 0);
+    int64_t shared = 0, mine = -1, other = -1, mine_i = -1, other_i = -1;
+    for (int64_t i = 0; i < oc->n; i++) {
+      bool has = oc->row[i * nm + k] >= 0, rest = false;
+      for (int q = 0; q < nm; q++) rest = rest || (q != k && oc->row[i * nm + q] >= 0);
       shared += has && rest;
-      if (has && mine < 0) mine = c;
-      if (!has && rest && other < 0) other = c;
+      if (has && mine < 0) mine = oc->id[mine_i = i];
+      if (!has && rest && other < 0) other = oc->id[other_i = i];
     }
-    if (shared > 0 || mine < 0) continue;
+    clue_comm_sum_int64(comm, &shared, 1);
+    char a[LABEL_MAX], b[LABEL_MAX];
+    agree_text(comm, mine, mine_i >= 0 ? oc->names->s[mine_i] : "", a, sizeof a);
+    agree_text(comm, other, other_i >= 0 ? oc->names->s[other_i] : "?", b, sizeof b);
+    int64_t any = mine >= 0;
+    clue_comm_max_int64(comm, &any, 1);
+    if (shared > 0 || !any) continue;
     return clue_fail(err, CLUE_EDATA,
                      "%s shares no cell with the other modalities (e.g. '%s' vs '%s'): "
                      "cells are paired by obs_names, so check that they match across "
                      "files (barcode suffixes such as '-1', sample prefixes); set "
                      "data.allow_unpaired: true to train on unpaired modalities",
-                     d->mod[k].what, p->names->s[mine],
-                     other >= 0 ? p->names->s[other] : "?");
+                     d->mod[k].what, a, b[0] ? b : "?");
   }
   return CLUE_OK;
-}
-
-/* Rank 0: pairing, selection and batch codes. */
-static int cells_rank0(const clue_config *cfg, clue_cells cells, const clue_dataset *d,
-                       h5ad_file *global, dataset_cells *out, clue_err *err) {
-  int64_t *grow = NULL;
-  int rc = global ? pair_h5mu(d, global, &out->pairing, &grow, err)
-                  : pair_by_names(d, &out->pairing, err);
-  if (rc == CLUE_OK) rc = check_shared(cfg, d, out->pairing, err);
-  int64_t n = rc ? 0 : out->pairing->n_cells;
-  if (rc == CLUE_OK) {
-    out->keep = clue_malloc((size_t)n, err);
-    out->batch = clue_calloc((size_t)n, sizeof *out->batch, err);
-    if (!out->keep || !out->batch) rc = CLUE_ENOMEM;
-  }
-  key_cols k;
-  if (rc == CLUE_OK && cfg->split_key[0]) {
-    rc = read_key(d, global, cfg->split_key, "data.split_key", &k, err);
-    if (rc == CLUE_OK)
-      rc = select_cells(cfg, cells, &k, out->pairing, grow, out->keep, err);
-    key_cols_free(&k);
-  } else if (rc == CLUE_OK) {
-    rc = select_cells(cfg, cells, NULL, out->pairing, grow, out->keep, err);
-  }
-  if (rc == CLUE_OK && cfg->batch_key[0]) {
-    rc = read_key(d, global, cfg->batch_key, "data.batch_key", &k, err);
-    if (rc == CLUE_OK) rc = code_batches(&k, out->pairing, grow, out, err);
-    key_cols_free(&k);
-  } else if (rc == CLUE_OK) {
-    const char *none = "";
-    out->n_batches = 1;
-    if (!(out->batch_names = clue_strings_from(&none, 1, err))) rc = CLUE_ENOMEM;
-  }
-  free(grow);
-  return rc;
 }
 
 /* ---- broadcast ---- */
@@ -418,30 +445,43 @@ int dataset__bcast_strings(const clue_comm *comm, clue_strings **s, clue_err *er
   return rc;
 }
 
-/* The batch categories reach every rank; the per-cell arrays stay on rank 0. */
-static int bcast_batches(const clue_comm *comm, dataset_cells *out, clue_err *err) {
-  int64_t nb = out->n_batches;
-  clue_comm_bcast(comm, &nb, sizeof nb, 0);
-  out->n_batches = (int)nb;
-  return dataset__bcast_strings(comm, &out->batch_names, err);
-}
-
 int dataset__cells(const clue_config *cfg, clue_cells cells, const clue_dataset *d,
                    h5ad_file *global, const clue_comm *comm, dataset_cells *out,
                    clue_err *err) {
   memset(out, 0, sizeof *out);
-  int rc = CLUE_OK;
-  if (comm->rank == 0) rc = cells_rank0(cfg, cells, d, global, out, err);
-  rc = clue_comm_agree(comm, rc, err);
-  if (rc == CLUE_OK) rc = bcast_batches(comm, out, err);
+  own_cells *oc = &out->own;
+  int rc = global ? dataset__pair_h5mu(d, global, comm, oc, err)
+                  : dataset__pair_by_names(d, NULL, comm, oc, err);
+  if (rc == CLUE_OK) rc = check_shared(cfg, d, oc, comm, err);
+  if (rc == CLUE_OK) {
+    oc->keep = clue_malloc((size_t)oc->n + 1, err);
+    oc->batch = clue_calloc((size_t)oc->n + 1, sizeof *oc->batch, err);
+    rc = clue_comm_agree(comm, (oc->keep && oc->batch) ? CLUE_OK : CLUE_ENOMEM, err);
+  }
+  key_cols k;
+  if (rc == CLUE_OK && cfg->split_key[0]) {
+    rc = read_key(d, global, cfg->split_key, "data.split_key", comm, &k, err);
+    if (rc == CLUE_OK) rc = select_cells(cfg, cells, &k, oc, comm, err);
+    key_cols_free(&k);
+  } else if (rc == CLUE_OK) {
+    rc = select_cells(cfg, cells, NULL, oc, comm, err);
+  }
+  if (rc == CLUE_OK && cfg->batch_key[0]) {
+    rc = read_key(d, global, cfg->batch_key, "data.batch_key", comm, &k, err);
+    if (rc == CLUE_OK) rc = code_batches(&k, oc, comm, out, err);
+    key_cols_free(&k);
+  } else if (rc == CLUE_OK) {
+    const char *none = "";
+    out->n_batches = 1;
+    if (!(out->batch_names = clue_strings_from(&none, 1, err))) rc = CLUE_ENOMEM;
+    rc = clue_comm_agree(comm, rc, err);
+  }
   if (rc) dataset__cells_free(out);
   return rc;
 }
 
 void dataset__cells_free(dataset_cells *c) {
-  clue_pairing_free(c->pairing);
-  free(c->keep);
-  free(c->batch);
+  own_cells_free(&c->own);
   clue_strings_free(c->batch_names);
   memset(c, 0, sizeof *c);
 }

@@ -1,7 +1,10 @@
 /* h5ad_frame.c — the obs and var data frames: their index (cell and feature
  * names) and obs columns of every kind anndata writes: categorical (codes of
  * any signed width, −1 = missing), numeric arrays, booleans (HDF5 enums),
- * nullable integers/booleans (values + mask) and strings. Independent reads. */
+ * nullable integers/booleans/strings (values + mask) and strings. Every read
+ * is of a span of rows (the whole frame is the span [0, n_obs)) and reads only
+ * those rows, except a categorical's categories, which are read whole.
+ * Independent reads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +58,9 @@ int h5ad__frame_length(h5ad_file *f, const char *frame, int64_t *n, clue_err *er
   return CLUE_OK;
 }
 
-static int read_index(h5ad_file *f, const char *frame, clue_strings **out,
-                      clue_err *err) {
+/* Rows `rows` (NULL: every row) of the index of frame ("obs"/"var"). */
+static int read_index(h5ad_file *f, const char *frame, const h5ad_span *rows,
+                      clue_strings **out, clue_err *err) {
   hid_t d;
   *out = NULL;
   int rc = open_index(f, frame, &d, err);
@@ -64,17 +68,24 @@ static int read_index(h5ad_file *f, const char *frame, clue_strings **out,
   char where[CLUE_NAME_MAX + 64], what[CLUE_PATH_MAX + 128];
   h5ad__objname(f, frame, where, sizeof where);
   snprintf(what, sizeof what, "%s: index of %s", f->path, where);
-  rc = h5ad__read_strings(d, what, out, &f->bytes_read, err);
+  rc = h5ad__read_strings(d, what, rows ? *rows : h5ad__whole(d), out, &f->bytes_read,
+                          err);
   H5Dclose(d);
   return rc;
 }
 
 int h5ad_read_obs_names(h5ad_file *f, clue_strings **out, clue_err *err) {
-  return read_index(f, "obs", out, err);
+  return read_index(f, "obs", NULL, out, err);
+}
+
+int h5ad_read_obs_names_range(h5ad_file *f, int64_t begin, int64_t end,
+                              clue_strings **out, clue_err *err) {
+  h5ad_span rows = {begin, end};
+  return read_index(f, "obs", &rows, out, err);
 }
 
 int h5ad_read_var_names(h5ad_file *f, clue_strings **out, clue_err *err) {
-  return read_index(f, "var", out, err);
+  return read_index(f, "var", NULL, out, err);
 }
 
 int h5ad_obs_column_names(h5ad_file *f, clue_strings **out, clue_err *err) {
@@ -104,31 +115,32 @@ int h5ad_obs_column_names(h5ad_file *f, clue_strings **out, clue_err *err) {
   return rc;
 }
 
-/* Categorical group: codes (any signed integer), categories, ordered. */
-static int read_categorical(h5ad_file *f, hid_t g, const char *what, h5ad_column *c,
-                            clue_err *err) {
-  if (!h5ad__exists(g, "codes") || !h5ad__exists(g, "categories"))
-    return clue_fail(err, CLUE_EFORMAT, "%s: categorical without codes/categories", what);
-  hid_t cd = H5Dopen2(g, "categories", H5P_DEFAULT);
-  int rc = cd < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: categories unreadable", what)
-                  : h5ad__read_strings(cd, what, &c->categories, &f->bytes_read, err);
-  if (cd >= 0) H5Dclose(cd);
-  if (rc) return rc;
-  h5ad__attr_bool(g, "ordered", &c->ordered);
+/* What the readers of one column share: the file, the rows to read (of the
+ * f->n_obs rows of obs) and the column's name for messages. */
+typedef struct column_read {
+  h5ad_file *f;
+  h5ad_span rows;
+  const char *what; /* "<path>: <group>/obs/<name>" */
+} column_read;
+
+/* The codes of rows r->rows of a categorical, checked against the number of
+ * categories. */
+static int read_codes(const column_read *r, hid_t g, h5ad_column *c, clue_err *err) {
   int64_t *codes = clue_malloc((size_t)c->n * sizeof *codes, err);
   c->codes = clue_malloc((size_t)c->n * sizeof *c->codes, err);
-  if (!codes || !c->codes) rc = CLUE_ENOMEM;
+  int rc = (codes && c->codes) ? CLUE_OK : CLUE_ENOMEM;
   hid_t d = rc ? -1 : H5Dopen2(g, "codes", H5P_DEFAULT);
   if (rc == CLUE_OK)
-    rc = d < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: codes unreadable", what)
-               : h5ad__read_int64s(d, what, codes, c->n, &f->bytes_read, err);
+    rc = d < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: codes unreadable", r->what)
+               : h5ad__read_int64s(d, r->what, r->f->n_obs, r->rows, codes,
+                                   &r->f->bytes_read, err);
   for (int64_t i = 0; rc == CLUE_OK && i < c->n; i++) {
     if (codes[i] < -1 || codes[i] >= c->categories->n)
-      rc =
-          clue_fail(err, CLUE_EFORMAT,
-                    "%s: code %lld at row %lld is outside [-1, %lld) (the number of "
-                    "categories)",
-                    what, (long long)codes[i], (long long)i, (long long)c->categories->n);
+      rc = clue_fail(err, CLUE_EFORMAT,
+                     "%s: code %lld at row %lld is outside [-1, %lld) (the number of "
+                     "categories)",
+                     r->what, (long long)codes[i], (long long)(r->rows.begin + i),
+                     (long long)c->categories->n);
     else
       c->codes[i] = (int32_t)codes[i];
   }
@@ -137,40 +149,81 @@ static int read_categorical(h5ad_file *f, hid_t g, const char *what, h5ad_column
   return rc;
 }
 
+/* Categorical group: codes (any signed integer), categories (read whole),
+ * ordered. */
+static int read_categorical(const column_read *r, hid_t g, h5ad_column *c,
+                            clue_err *err) {
+  if (!h5ad__exists(g, "codes") || !h5ad__exists(g, "categories"))
+    return clue_fail(err, CLUE_EFORMAT, "%s: categorical without codes/categories",
+                     r->what);
+  hid_t cd = H5Dopen2(g, "categories", H5P_DEFAULT);
+  int rc = cd < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: categories unreadable", r->what)
+                  : h5ad__read_strings(cd, r->what, h5ad__whole(cd), &c->categories,
+                                       &r->f->bytes_read, err);
+  if (cd >= 0) H5Dclose(cd);
+  if (rc) return rc;
+  h5ad__attr_bool(g, "ordered", &c->ordered);
+  return read_codes(r, g, c, err);
+}
+
+/* Nullable strings: rows r->rows of values v, "" where mask is set. */
+static int nullable_strings(const column_read *r, hid_t v, const int64_t *mask,
+                            h5ad_column *c, clue_err *err) {
+  int64_t len = h5ad__dset_length(v);
+  if (len >= 0 && len != r->f->n_obs)
+    return clue_fail(err, CLUE_EFORMAT, "%s: values and mask differ in length", r->what);
+  int rc = h5ad__read_strings(v, r->what, r->rows, &c->strings, &r->f->bytes_read, err);
+  for (int64_t i = 0; rc == CLUE_OK && i < c->n; i++)
+    if (mask[i]) c->strings->s[i][0] = '\0';
+  return rc;
+}
+
+/* Nullable numbers or booleans: rows r->rows of values v, NaN where mask is set. */
+static int nullable_values(const column_read *r, hid_t v, const int64_t *mask,
+                           h5ad_column *c, clue_err *err) {
+  c->values = clue_malloc((size_t)c->n * sizeof *c->values, err);
+  int rc = c->values ? h5ad__read_doubles(v, r->what, r->f->n_obs, r->rows, c->values,
+                                          &r->f->bytes_read, err)
+                     : CLUE_ENOMEM;
+  for (int64_t i = 0; rc == CLUE_OK && i < c->n; i++)
+    if (mask[i]) c->values[i] = NAN;
+  return rc;
+}
+
 /* Nullable group: values and mask (true = missing). */
-static int read_nullable(h5ad_file *f, hid_t g, const char *what, h5ad_column *c,
-                         clue_err *err) {
+static int read_nullable(const column_read *r, hid_t g, h5ad_column *c, clue_err *err) {
   if (!h5ad__exists(g, "values") || !h5ad__exists(g, "mask"))
-    return clue_fail(err, CLUE_EFORMAT, "%s: nullable column without values/mask", what);
+    return clue_fail(err, CLUE_EFORMAT, "%s: nullable column without values/mask",
+                     r->what);
   hid_t v = H5Dopen2(g, "values", H5P_DEFAULT);
   hid_t m = H5Dopen2(g, "mask", H5P_DEFAULT);
   int64_t *mask = clue_malloc((size_t)c->n * sizeof *mask, err);
-  int rc = (v < 0 || m < 0) ? clue_fail(err, CLUE_EFORMAT, "%s: unreadable", what)
+  int rc = (v < 0 || m < 0) ? clue_fail(err, CLUE_EFORMAT, "%s: unreadable", r->what)
            : mask           ? CLUE_OK
                             : CLUE_ENOMEM;
-  if (rc == CLUE_OK) rc = h5ad__read_int64s(m, what, mask, c->n, &f->bytes_read, err);
-  if (rc == CLUE_OK && c->kind == H5AD_COL_STRING) {
-    rc = h5ad__read_strings(v, what, &c->strings, &f->bytes_read, err);
-    if (rc == CLUE_OK && c->strings->n != c->n)
-      rc = clue_fail(err, CLUE_EFORMAT, "%s: values and mask differ in length", what);
-    for (int64_t i = 0; rc == CLUE_OK && i < c->n; i++)
-      if (mask[i]) c->strings->s[i][0] = '\0';
-  } else if (rc == CLUE_OK) {
-    c->values = clue_malloc((size_t)c->n * sizeof *c->values, err);
-    rc = c->values ? h5ad__read_doubles(v, what, c->values, c->n, &f->bytes_read, err)
-                   : CLUE_ENOMEM;
-    for (int64_t i = 0; rc == CLUE_OK && i < c->n; i++)
-      if (mask[i]) c->values[i] = NAN;
-  }
+  if (rc == CLUE_OK)
+    rc =
+        h5ad__read_int64s(m, r->what, r->f->n_obs, r->rows, mask, &r->f->bytes_read, err);
+  if (rc == CLUE_OK)
+    rc = c->kind == H5AD_COL_STRING ? nullable_strings(r, v, mask, c, err)
+                                    : nullable_values(r, v, mask, c, err);
   free(mask);
   if (v >= 0) H5Dclose(v);
   if (m >= 0) H5Dclose(m);
   return rc;
 }
 
+/* A string column stored as one dataset of f->n_obs strings. */
+static int array_strings(const column_read *r, hid_t d, h5ad_column *c, clue_err *err) {
+  int64_t len = h5ad__dset_length(d);
+  if (len != r->f->n_obs)
+    return clue_fail(err, CLUE_EFORMAT, "%s: has %lld values but obs has %lld rows",
+                     r->what, (long long)len, (long long)r->f->n_obs);
+  return h5ad__read_strings(d, r->what, r->rows, &c->strings, &r->f->bytes_read, err);
+}
+
 /* A column stored as one dataset: strings, numbers or booleans. */
-static int read_array(h5ad_file *f, hid_t d, const char *what, h5ad_column *c,
-                      clue_err *err) {
+static int read_array(const column_read *r, hid_t d, h5ad_column *c, clue_err *err) {
   if (h5ad__dset_length(d) < 0) {
     c->kind = H5AD_COL_OTHER; /* 2-D or scalar: not a column clue reads */
     return CLUE_OK;
@@ -180,7 +233,7 @@ static int read_array(h5ad_file *f, hid_t d, const char *what, h5ad_column *c,
   H5Tclose(t);
   if (cls == H5T_STRING) {
     c->kind = H5AD_COL_STRING;
-    return h5ad__read_strings(d, what, &c->strings, &f->bytes_read, err);
+    return array_strings(r, d, c, err);
   }
   if (cls != H5T_INTEGER && cls != H5T_FLOAT && cls != H5T_ENUM) {
     c->kind = H5AD_COL_OTHER;
@@ -189,14 +242,15 @@ static int read_array(h5ad_file *f, hid_t d, const char *what, h5ad_column *c,
   c->kind = cls == H5T_ENUM ? H5AD_COL_BOOL : H5AD_COL_NUMERIC;
   c->values = clue_malloc((size_t)c->n * sizeof *c->values, err);
   if (!c->values) return CLUE_ENOMEM;
-  return h5ad__read_doubles(d, what, c->values, c->n, &f->bytes_read, err);
+  return h5ad__read_doubles(d, r->what, r->f->n_obs, r->rows, c->values,
+                            &r->f->bytes_read, err);
 }
 
-static int read_group_column(h5ad_file *f, hid_t g, const char *what, h5ad_column *c,
+static int read_group_column(const column_read *r, hid_t g, h5ad_column *c,
                              clue_err *err) {
   if (!strcmp(c->encoding, "categorical")) {
     c->kind = H5AD_COL_CATEGORICAL;
-    return read_categorical(f, g, what, c, err);
+    return read_categorical(r, g, c, err);
   }
   if (!strcmp(c->encoding, "nullable-integer") || !strcmp(c->encoding, "nullable-float"))
     c->kind = H5AD_COL_NUMERIC;
@@ -208,7 +262,7 @@ static int read_group_column(h5ad_file *f, hid_t g, const char *what, h5ad_colum
     c->kind = H5AD_COL_OTHER;
     return CLUE_OK;
   }
-  return read_nullable(f, g, what, c, err);
+  return read_nullable(r, g, c, err);
 }
 
 /* Error for a missing column, listing the columns that exist. */
@@ -228,34 +282,45 @@ static int missing_column(h5ad_file *f, const char *name, clue_err *err) {
                    where, name, list[0] ? list : "none");
 }
 
+/* Opens obs column `rel` ("obs/<name>") and reads rows r->rows of it into c,
+ * by its encoding. */
+static int read_column(const column_read *r, const char *rel, h5ad_column *c,
+                       clue_err *err) {
+  hid_t o = H5Oopen(r->f->root, rel, H5P_DEFAULT);
+  if (o < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open", r->what);
+  int rc;
+  if (h5ad__attr_string(o, "encoding-type", c->encoding, sizeof c->encoding) < 0)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: unreadable encoding-type", r->what);
+  else if (H5Iget_type(o) == H5I_GROUP)
+    rc = read_group_column(r, o, c, err);
+  else
+    rc = read_array(r, o, c, err);
+  H5Oclose(o);
+  return rc;
+}
+
 int h5ad_read_obs_column(h5ad_file *f, const char *name, h5ad_column **out,
                          clue_err *err) {
+  return h5ad_read_obs_column_range(f, name, 0, f->n_obs, out, err);
+}
+
+int h5ad_read_obs_column_range(h5ad_file *f, const char *name, int64_t begin, int64_t end,
+                               h5ad_column **out, clue_err *err) {
   *out = NULL;
-  char rel[CLUE_NAME_MAX + 320], what[CLUE_PATH_MAX + 400];
+  char rel[CLUE_NAME_MAX + 320], where[CLUE_NAME_MAX + 320], what[CLUE_PATH_MAX + 400];
   snprintf(rel, sizeof rel, "obs/%s", name);
   if (!name[0] || strchr(name, '/') || strlen(name) >= 256 || !h5ad__exists(f->root, rel))
     return missing_column(f, name, err);
-  char where[CLUE_NAME_MAX + 320];
   h5ad__objname(f, rel, where, sizeof where);
   snprintf(what, sizeof what, "%s: %s", f->path, where);
+  column_read r = {.f = f, .rows = {begin, end}, .what = what};
+  int rc = h5ad__check_span(what, r.rows, f->n_obs, err);
+  if (rc) return rc;
   h5ad_column *c = clue_calloc(1, sizeof *c, err);
   if (!c) return CLUE_ENOMEM;
   snprintf(c->name, sizeof c->name, "%s", name);
-  c->n = f->n_obs;
-  hid_t o = H5Oopen(f->root, rel, H5P_DEFAULT);
-  int rc = o < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: cannot open", what) : CLUE_OK;
-  if (rc == CLUE_OK) {
-    if (h5ad__attr_string(o, "encoding-type", c->encoding, sizeof c->encoding) < 0)
-      rc = clue_fail(err, CLUE_EFORMAT, "%s: unreadable encoding-type", what);
-    else if (H5Iget_type(o) == H5I_GROUP)
-      rc = read_group_column(f, o, what, c, err);
-    else
-      rc = read_array(f, o, what, c, err);
-    H5Oclose(o);
-  }
-  if (rc == CLUE_OK && c->strings && c->strings->n != c->n)
-    rc = clue_fail(err, CLUE_EFORMAT, "%s: has %lld values but obs has %lld rows", what,
-                   (long long)c->strings->n, (long long)c->n);
+  c->n = end - begin;
+  rc = read_column(&r, rel, c, err);
   if (rc) {
     h5ad_column_free(c);
     return rc;

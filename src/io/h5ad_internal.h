@@ -72,7 +72,14 @@ int h5ad__list_group(hid_t loc, const char *name, clue_strings **out, const char
  * non-collective MuData queries); fails naming the file. */
 int h5ad__open_plain(const char *path, hid_t *file, clue_err *err);
 
-/* ---- whole 1-D datasets (h5ad_vector.c), independent reads ---- */
+/* ---- spans of 1-D datasets (h5ad_vector.c), independent reads ---- */
+
+/* Elements [begin, end) of a 1-D dataset; the whole dataset is [0, n). */
+typedef struct h5ad_span {
+  int64_t begin, end;
+} h5ad_span;
+
+static inline int64_t h5ad__span_length(h5ad_span s) { return s.end - s.begin; }
 
 /* A memory type for reading strings stored as file type t (same character set,
  * variable length when t is). Close with H5Tclose. */
@@ -93,17 +100,28 @@ clue_strings *h5ad__strings_from_vlen(char **v, int64_t n, clue_err *err);
 /* Number of elements of a 1-D dataset; -1 when it is not 1-D. */
 int64_t h5ad__dset_length(hid_t dset);
 
-/* Reads a 1-D dataset of strings (variable or fixed length) or numbers (shown
- * as text) into a new clue_strings. *bytes (may be NULL) grows by bytes read. */
-int h5ad__read_strings(hid_t dset, const char *what, clue_strings **out, int64_t *bytes,
-                       clue_err *err);
+/* The span of every element of dset ([0, 0) when it is not 1-D). */
+h5ad_span h5ad__whole(hid_t dset);
 
-/* Reads a 1-D numeric or boolean (enum) dataset as double (n elements). */
-int h5ad__read_doubles(hid_t dset, const char *what, double *out, int64_t n,
+/* CLUE_OK when 0 <= s.begin <= s.end <= n; otherwise CLUE_EINVAL with a message
+ * starting with `what` (which names the file and the object). */
+int h5ad__check_span(const char *what, h5ad_span s, int64_t n, clue_err *err);
+
+/* Reads span s of a 1-D dataset of strings (variable or fixed length) or
+ * numbers (shown as text) into a new clue_strings of the span's length: one
+ * hyperslab, nothing else is read. *bytes (may be NULL) grows by bytes read.
+ * Fails (naming `what`) when the dataset is not 1-D or s is outside it. */
+int h5ad__read_strings(hid_t dset, const char *what, h5ad_span s, clue_strings **out,
                        int64_t *bytes, clue_err *err);
 
-/* Reads a 1-D integer dataset as int64 (n elements). */
-int h5ad__read_int64s(hid_t dset, const char *what, int64_t *out, int64_t n,
+/* Reads span s of a 1-D numeric or boolean (enum) dataset that must hold n
+ * elements, as double, into out (the span's length). */
+int h5ad__read_doubles(hid_t dset, const char *what, int64_t n, h5ad_span s, double *out,
+                       int64_t *bytes, clue_err *err);
+
+/* Reads span s of a 1-D integer (or enum) dataset that must hold n elements, as
+ * int64, into out (the span's length). */
+int h5ad__read_int64s(hid_t dset, const char *what, int64_t n, h5ad_span s, int64_t *out,
                       int64_t *bytes, clue_err *err);
 
 /* True when the type is an integer, or an enum over one (h5py's bool). */

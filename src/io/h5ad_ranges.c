@@ -7,7 +7,14 @@
  * H5Scombine_select (n log n: a million blocks in a few seconds). Large reads
  * are split into rounds of at most f->read_limit elements; every rank makes as
  * many H5Dread calls as the busiest rank, with empty selections when it has
- * nothing left, as collective I/O requires. */
+ * nothing left, as collective I/O requires.
+ *
+ * Keep the ranks' ranges from nesting: with 3 or more ranks, Open MPI 4.1's
+ * OMPIO collective read (fcoll dynamic, dynamic_gen2, vulcan) returns zeros
+ * past the end of a rank's range that lies strictly inside another rank's
+ * range, without an error (found by test_h5ad_obs_ranges.c; romio321 and
+ * fcoll two_phase are correct). The ranges clue reads never nest: rows of
+ * different ranks are disjoint, so their indptr ranges share at most an end. */
 #include <stdlib.h>
 
 #include "h5ad_internal.h"

@@ -233,50 +233,65 @@ int h5ad_read_rows(h5ad_file *f, const char *layer, const int64_t *rows, int64_t
   return rc;
 }
 
-/* Collective. row_nnz (NULL on ranks that do not read) ← row lengths from
- * indptr, validated; only ranks passing row_nnz read the indptr. */
-static int csr_row_nnz(h5ad_file *f, h5ad_matrix *m, int64_t *row_nnz, clue_err *err) {
-  int64_t n = row_nnz ? m->info.n_rows : 0;
+/* Collective. row_nnz (NULL on ranks that do not read) ← lengths of rows
+ * [s.begin, s.end) from indptr[s.begin .. s.end], validated; only ranks passing
+ * row_nnz and a non-empty span read the indptr. */
+static int csr_row_nnz(h5ad_file *f, h5ad_matrix *m, h5ad_span s, int64_t *row_nnz,
+                       clue_err *err) {
+  int64_t n = row_nnz ? h5ad__span_length(s) : 0;
   int64_t *ip = clue_malloc((size_t)(n + 1) * sizeof *ip, err);
   int rc = clue_comm_agree(&f->comm, ip ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc) {
     free(ip);
     return rc;
   }
-  int64_t b = 0, e = n + 1;
+  int64_t b = s.begin, e = s.begin + n + 1;
   rc = h5ad__read_ranges(f, m->indptr, m->name, H5T_NATIVE_INT64, sizeof *ip, 1, &b, &e,
-                         row_nnz ? 1 : 0, ip, err);
-  row_runs all = {.n = row_nnz ? 1 : 0, .lo = &b, .hi = &n};
-  if (rc == CLUE_OK) rc = check_indptr(f, m, &all, ip, err);
+                         n > 0 ? 1 : 0, ip, err);
+  int64_t hi = s.begin + n;
+  row_runs span = {.n = n > 0 ? 1 : 0, .lo = &b, .hi = &hi};
+  if (rc == CLUE_OK) rc = check_indptr(f, m, &span, ip, err);
   for (int64_t i = 0; rc == CLUE_OK && i < n; i++) row_nnz[i] = ip[i + 1] - ip[i];
   free(ip);
   return clue_comm_agree(&f->comm, rc, err);
 }
 
-/* Collective. Row lengths on every rank, or on rank 0 only (root_only). */
-static int read_row_nnz(h5ad_file *f, const char *layer, bool root_only, int64_t **row_nnz,
+/* Collective. Lengths of rows s into v by the matrix's layout (v NULL: this
+ * rank wants none; for CSC, v holds n_rows entries on every rank, as the pass
+ * counts every row, and the span is moved to its front). */
+static int span_row_nnz(h5ad_file *f, h5ad_matrix *m, h5ad_span s, int64_t *v,
                         clue_err *err) {
+  if (m->info.kind == H5AD_CSR) return csr_row_nnz(f, m, s, v, err);
+  int64_t n = h5ad__span_length(s);
+  if (m->info.kind == H5AD_DENSE) {
+    for (int64_t i = 0; v && i < n; i++) v[i] = m->info.n_cols;
+    return CLUE_OK;
+  }
+  int rc = h5ad__csc_row_nnz(f, m, v, err); /* every rank takes part in the pass */
+  if (rc == CLUE_OK && n > 0) memmove(v, v + s.begin, (size_t)n * sizeof *v);
+  return rc;
+}
+
+/* Collective. Lengths of rows s (whole: every row) of this rank. */
+static int read_row_nnz(h5ad_file *f, const char *layer, bool whole, h5ad_span s,
+                        int64_t **row_nnz, clue_err *err) {
   *row_nnz = NULL;
   h5ad_matrix m;
   int rc = h5ad__matrix_open(f, layer, &m, err);
-  bool mine = !root_only || f->comm.rank == 0;
-  bool csc = rc == CLUE_OK && m.info.kind != H5AD_CSR && m.info.kind != H5AD_DENSE;
-  int64_t *v = NULL;
-  if (rc == CLUE_OK && (mine || csc) &&
-      !(v = clue_malloc((size_t)(m.info.n_rows + 1) * sizeof *v, err)))
-    rc = CLUE_ENOMEM;
-  rc = clue_comm_agree(&f->comm, rc, err);
-  if (rc == CLUE_OK) {
-    if (m.info.kind == H5AD_CSR) {
-      rc = csr_row_nnz(f, &m, mine ? v : NULL, err);
-    } else if (m.info.kind == H5AD_DENSE) {
-      for (int64_t i = 0; mine && i < m.info.n_rows; i++) v[i] = m.info.n_cols;
-    } else {
-      rc = h5ad__csc_row_nnz(f, &m, v, err); /* every rank takes part in the pass */
-    }
+  if (rc == CLUE_OK && whole) s = (h5ad_span){0, m.info.n_rows};
+  if (rc == CLUE_OK && !whole) {
+    char what[CLUE_PATH_MAX + CLUE_NAME_MAX + 32];
+    snprintf(what, sizeof what, "%s: %s", f->path, m.name);
+    rc = h5ad__check_span(what, s, m.info.n_rows, err);
   }
+  bool csc = rc == CLUE_OK && m.info.kind != H5AD_CSR && m.info.kind != H5AD_DENSE;
+  int64_t n = csc ? m.info.n_rows : h5ad__span_length(s);
+  int64_t *v = NULL;
+  if (rc == CLUE_OK && !(v = clue_malloc((size_t)(n + 1) * sizeof *v, err))) rc = CLUE_ENOMEM;
+  rc = clue_comm_agree(&f->comm, rc, err);
+  if (rc == CLUE_OK) rc = span_row_nnz(f, &m, s, v, err);
   h5ad__matrix_close(&m);
-  if (rc || !mine) {
+  if (rc) {
     free(v);
     return rc;
   }
@@ -285,12 +300,12 @@ static int read_row_nnz(h5ad_file *f, const char *layer, bool root_only, int64_t
 }
 
 int h5ad_read_row_nnz(h5ad_file *f, const char *layer, int64_t **row_nnz, clue_err *err) {
-  return read_row_nnz(f, layer, false, row_nnz, err);
+  return read_row_nnz(f, layer, true, (h5ad_span){0, 0}, row_nnz, err);
 }
 
-int h5ad_read_row_nnz_root(h5ad_file *f, const char *layer, int64_t **row_nnz,
-                           clue_err *err) {
-  return read_row_nnz(f, layer, true, row_nnz, err);
+int h5ad_read_row_nnz_range(h5ad_file *f, const char *layer, int64_t begin, int64_t end,
+                            int64_t **row_nnz, clue_err *err) {
+  return read_row_nnz(f, layer, false, (h5ad_span){begin, end}, row_nnz, err);
 }
 
 typedef struct col_val {

@@ -17,16 +17,18 @@ clue_comm clue_comm_world(void) { return comm_view(MPI_COMM_WORLD); }
 
 clue_comm clue_comm_self(void) { return comm_view(MPI_COMM_SELF); }
 
+typedef struct err_packet {
+  int code;
+  char msg[CLUE_ERR_MSG_MAX];
+} err_packet;
+
 int clue_comm_agree(const clue_comm *c, int status, clue_err *err) {
   /* Find the lowest failing rank: failing ranks contribute their rank. */
   int mine = status != CLUE_OK ? c->rank : c->size;
   int first = c->size;
   MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm);
   if (first == c->size) return CLUE_OK;
-  struct {
-    int code;
-    char msg[CLUE_ERR_MSG_MAX];
-  } packet;
+  err_packet packet;
   memset(&packet, 0, sizeof packet);
   if (c->rank == first) {
     packet.code = status;
@@ -44,6 +46,78 @@ int clue_comm_agree(const clue_comm *c, int status, clue_err *err) {
       clue_fail(err, packet.code, "%s", packet.msg);
   }
   return packet.code;
+}
+
+int clue_comm_agree_first(const clue_comm *c, int64_t key, int status, clue_err *err) {
+  int64_t best = status != CLUE_OK ? key : INT64_MAX;
+  MPI_Allreduce(MPI_IN_PLACE, &best, 1, MPI_INT64_T, MPI_MIN, c->comm);
+  int mine = status != CLUE_OK && key == best ? c->rank : c->size, first = c->size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm);
+  if (first == c->size) return CLUE_OK;
+  err_packet packet;
+  memset(&packet, 0, sizeof packet);
+  if (c->rank == first) {
+    packet.code = status;
+    if (err) memcpy(packet.msg, err->msg, sizeof packet.msg);
+    packet.msg[CLUE_ERR_MSG_MAX - 1] = '\0';
+  }
+  MPI_Bcast(&packet, (int)sizeof packet, MPI_BYTE, first, c->comm);
+  if (err) clue_fail(err, packet.code, "%s", packet.msg);
+  return packet.code;
+}
+
+/* Bytes per message of clue_comm_exchange (MPI counts are int). */
+#define EXCHANGE_PIECE ((int64_t)1 << 30)
+
+static int64_t pieces(int64_t bytes) { return (bytes + EXCHANGE_PIECE - 1) / EXCHANGE_PIECE; }
+
+/* Posts the messages of `bytes` bytes at p to or from rank r, in pieces. */
+static void post_pieces(const clue_comm *c, char *p, int64_t bytes, int r, bool send,
+                        MPI_Request *req, int *n_req) {
+  for (int64_t off = 0; off < bytes; off += EXCHANGE_PIECE) {
+    int m = (int)(bytes - off < EXCHANGE_PIECE ? bytes - off : EXCHANGE_PIECE);
+    if (send)
+      MPI_Isend(p + off, m, MPI_BYTE, r, 77, c->comm, &req[(*n_req)++]);
+    else
+      MPI_Irecv(p + off, m, MPI_BYTE, r, 77, c->comm, &req[(*n_req)++]);
+  }
+}
+
+int clue_comm_exchange(const clue_comm *c, const void *send, const int64_t *send_bytes,
+                       void **recv, int64_t *recv_bytes, clue_err *err) {
+  *recv = NULL;
+  MPI_Alltoall(send_bytes, 1, MPI_INT64_T, recv_bytes, 1, MPI_INT64_T, c->comm);
+  int64_t total = 0, n_msg = 0;
+  for (int r = 0; r < c->size; r++) {
+    total += recv_bytes[r];
+    if (r != c->rank) n_msg += pieces(recv_bytes[r]) + pieces(send_bytes[r]);
+  }
+  char *in = clue_malloc((size_t)total + 1, err);
+  MPI_Request *req = clue_malloc((size_t)n_msg * sizeof *req + 1, err);
+  int rc = clue_comm_agree(c, (in && req) ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc == CLUE_OK) {
+    int n_req = 0;
+    const char *out = send;
+    int64_t at_in = 0, at_out = 0;
+    for (int r = 0; r < c->size; r++) {
+      if (r == c->rank)
+        memcpy(in + at_in, out + at_out, (size_t)send_bytes[r]);
+      else {
+        post_pieces(c, in + at_in, recv_bytes[r], r, false, req, &n_req);
+        post_pieces(c, (char *)out + at_out, send_bytes[r], r, true, req, &n_req);
+      }
+      at_in += recv_bytes[r];
+      at_out += send_bytes[r];
+    }
+    MPI_Waitall(n_req, req, MPI_STATUSES_IGNORE);
+  }
+  free(req);
+  if (rc) {
+    free(in);
+    return rc;
+  }
+  *recv = in;
+  return CLUE_OK;
 }
 
 /* MPI counts are int: reduce large buffers in chunks. */

@@ -10,7 +10,7 @@ void clue_block_range(int64_t n_total, int size, int rank, int64_t *begin, int64
   *end = *begin + base + (rank < extra ? 1 : 0);
 }
 
-static int owner_of(int64_t pos, int64_t n_total, int size) {
+int clue_block_owner(int64_t pos, int64_t n_total, int size) {
   int64_t base = n_total / size, extra = n_total % size;
   int64_t cut = extra * (base + 1);
   if (pos < cut) return (int)(pos / (base + 1));
@@ -39,11 +39,11 @@ int clue_rows_redistribute(const clue_comm *comm, const float *rows, const int64
                    (long long)n_local);
   rc = clue_comm_agree(comm, rc, err);
   if (rc == CLUE_OK) {
-    for (int64_t i = 0; i < n_local; i++) scount[owner_of(dest[i], n_total, P)]++;
+    for (int64_t i = 0; i < n_local; i++) scount[clue_block_owner(dest[i], n_total, P)]++;
     for (int r = 1; r < P; r++) sdisp[r] = sdisp[r - 1] + scount[r - 1];
     int *fill = calloc((size_t)P, sizeof *fill);
     for (int64_t i = 0; i < n_local; i++) {
-      int r = owner_of(dest[i], n_total, P);
+      int r = clue_block_owner(dest[i], n_total, P);
       int64_t at = sdisp[r] + fill[r]++;
       sidx[at] = dest[i];
       memcpy(sval + at * w, rows + i * w, (size_t)w * sizeof(float));
