@@ -37,11 +37,12 @@ int clue_comm_agree(const clue_comm *c, int status, clue_err *err);
 int clue_comm_agree_first(const clue_comm *c, int64_t key, int status, clue_err *err);
 
 /* Collective. Personalised all-to-all of bytes: this rank sends send_bytes[r]
- * bytes to rank r, taken from send in rank order; *recv (malloc'd, free with
- * free(); never NULL on success) receives what every rank sent here, in rank
- * order, recv_bytes[r] (c->size entries, written) from rank r. Counts may exceed
- * 2^31. CLUE_ENOMEM on every rank when a rank cannot allocate its receive buffer. */
-int clue_comm_exchange(const clue_comm *c, const void *send, const int64_t *send_bytes,
+ * bytes at send[r] to rank r (send[r] may be NULL when send_bytes[r] is 0);
+ * *recv (malloc'd, free with free(); never NULL on success) receives what every
+ * rank sent here, in rank order, recv_bytes[r] (c->size entries, written) from
+ * rank r. Counts may exceed 2^31. CLUE_ENOMEM on every rank when a rank cannot
+ * allocate its receive buffer. */
+int clue_comm_exchange(const clue_comm *c, char *const *send, const int64_t *send_bytes,
                        void **recv, int64_t *recv_bytes, clue_err *err);
 
 /* Collective in-place sums over ranks (n may be 0; every rank passes the same n). */

@@ -166,12 +166,6 @@ static int check_duplicates(const name_groups *g, int s, const char *what, const
   return clue_comm_agree_first(comm, best, rc, err);
 }
 
-static int cmp_first2(const void *a, const void *b) {
-  const int64_t *x = a, *y = b;
-  if (x[0] != y[0]) return (x[0] > y[0]) - (x[0] < y[0]);
-  return (x[1] > y[1]) - (x[1] < y[1]);
-}
-
 /* Allocates the owned-cell arrays for n cells. */
 static int own_alloc(own_cells *oc, int n_mod, int64_t n, clue_err *err) {
   oc->n_mod = n_mod;
@@ -222,20 +216,28 @@ static int own_by_names(const name_groups *g, const name_block *b, int n_mod,
   clue_outbox_free(&box);
   if (rc) return rc;
   int64_t n = len / (int64_t)((size_t)w * sizeof(int64_t));
-  int64_t *recs = (int64_t *)in; /* malloc'd: aligned for int64 */
-  qsort(recs, (size_t)n, (size_t)w * sizeof *recs, cmp_first2);
+  const int64_t *recs = (const int64_t *)in; /* malloc'd: aligned for int64 */
+  /* put the records in (modality, row) order: a slot per row of each block */
+  int64_t at[CLUE_MAX_MOD + 1] = {0};
+  for (int k = 0; k < n_mod; k++) at[k + 1] = at[k] + (b[k].end - b[k].begin);
+  int64_t *slot = clue_malloc((size_t)(at[n_mod] + 1) * sizeof *slot, err);
   const char **view = clue_malloc((size_t)(n + 1) * sizeof *view, err);
   rc = own_alloc(oc, n_mod, n, err);
-  if (!view) rc = CLUE_ENOMEM;
+  if (!view || !slot) rc = CLUE_ENOMEM;
   oc->n_seg = n_mod;
-  for (int64_t i = 0; rc == CLUE_OK && i < n; i++) {
-    const int64_t *r = recs + i * w;
-    int k = (int)r[0];
+  for (int64_t j = 0; rc == CLUE_OK && j < at[n_mod]; j++) slot[j] = -1;
+  for (int64_t i = 0; rc == CLUE_OK && i < n; i++)
+    slot[at[recs[i * w]] + recs[i * w + 1] - b[recs[i * w]].begin] = i;
+  for (int64_t j = 0, c = 0, k = 0; rc == CLUE_OK && j < at[n_mod]; j++) {
+    while (j >= at[k + 1]) k++;
+    if (slot[j] < 0) continue;
+    const int64_t *r = recs + slot[j] * w;
     oc->seg_n[k]++;
-    memcpy(oc->row + i * n_mod, r + 2, (size_t)n_mod * sizeof *oc->row);
-    oc->grow[i] = r[n_mod + 2];
-    view[i] = b[k].names->s[r[1] - b[k].begin];
+    memcpy(oc->row + c * n_mod, r + 2, (size_t)n_mod * sizeof *oc->row);
+    oc->grow[c] = r[n_mod + 2];
+    view[c++] = b[k].names->s[r[1] - b[k].begin];
   }
+  free(slot);
   rc = clue_comm_agree(comm, rc, err);
   if (rc == CLUE_OK) rc = own_finish(oc, view, comm, err);
   free(view);

@@ -83,7 +83,7 @@ static void post_pieces(const clue_comm *c, char *p, int64_t bytes, int r, bool 
   }
 }
 
-int clue_comm_exchange(const clue_comm *c, const void *send, const int64_t *send_bytes,
+int clue_comm_exchange(const clue_comm *c, char *const *send, const int64_t *send_bytes,
                        void **recv, int64_t *recv_bytes, clue_err *err) {
   *recv = NULL;
   MPI_Alltoall(send_bytes, 1, MPI_INT64_T, recv_bytes, 1, MPI_INT64_T, c->comm);
@@ -97,17 +97,15 @@ int clue_comm_exchange(const clue_comm *c, const void *send, const int64_t *send
   int rc = clue_comm_agree(c, (in && req) ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc == CLUE_OK) {
     int n_req = 0;
-    const char *out = send;
-    int64_t at_in = 0, at_out = 0;
+    int64_t at_in = 0;
     for (int r = 0; r < c->size; r++) {
-      if (r == c->rank)
-        memcpy(in + at_in, out + at_out, (size_t)send_bytes[r]);
-      else {
+      if (r == c->rank && send_bytes[r] > 0)
+        memcpy(in + at_in, send[r], (size_t)send_bytes[r]);
+      else if (r != c->rank) {
         post_pieces(c, in + at_in, recv_bytes[r], r, false, req, &n_req);
-        post_pieces(c, (char *)out + at_out, send_bytes[r], r, true, req, &n_req);
+        post_pieces(c, send[r], send_bytes[r], r, true, req, &n_req);
       }
       at_in += recv_bytes[r];
-      at_out += send_bytes[r];
     }
     MPI_Waitall(n_req, req, MPI_STATUSES_IGNORE);
   }

@@ -31,38 +31,37 @@ void clue_outbox_put(clue_outbox *o, int dest, const void *data, size_t n) {
   o->len[dest] += (int64_t)n;
 }
 
+/* Empties the outbox, freeing its buffers. */
+static void outbox_clear(clue_outbox *o) {
+  for (int r = 0; r < o->size; r++) {
+    free(o->buf[r]);
+    o->buf[r] = NULL;
+    o->len[r] = o->cap[r] = 0;
+  }
+  o->failed = 0;
+}
+
 int clue_outbox_deliver(clue_outbox *o, const clue_comm *comm, char **in, int64_t *in_len,
                         int64_t *from, clue_err *err) {
   *in = NULL;
   *in_len = 0;
-  int64_t total = 0;
-  for (int r = 0; r < o->size; r++) total += o->len[r];
-  char *out = o->failed ? NULL : clue_malloc((size_t)total + 1, err);
-  int64_t *sent = clue_malloc((size_t)o->size * sizeof *sent, err);
   int64_t *got = clue_malloc((size_t)o->size * sizeof *got, err);
-  int rc = clue_comm_agree(comm, (out && sent && got) ? CLUE_OK : CLUE_ENOMEM, err);
+  int rc = clue_comm_agree(comm, (got && !o->failed) ? CLUE_OK : CLUE_ENOMEM, err);
   void *recv = NULL;
-  if (rc == CLUE_OK) {
-    int64_t at = 0;
-    for (int r = 0; r < o->size; r++) { /* each buffer freed once packed */
-      if (o->len[r]) memcpy(out + at, o->buf[r], (size_t)o->len[r]);
-      at += o->len[r];
-      sent[r] = o->len[r];
-      free(o->buf[r]);
-      o->buf[r] = NULL;
-      o->cap[r] = 0;
-    }
-    rc = clue_comm_exchange(comm, out, sent, &recv, got, err);
+  if (rc == CLUE_OK && o->size == 1) { /* to itself: the buffer changes hands */
+    recv = o->buf[0] ? o->buf[0] : clue_malloc(1, err);
+    o->buf[0] = NULL;
+    got[0] = o->len[0];
+    rc = recv ? CLUE_OK : CLUE_ENOMEM;
+  } else if (rc == CLUE_OK) {
+    rc = clue_comm_exchange(comm, o->buf, o->len, &recv, got, err);
   }
   if (rc == CLUE_OK) {
     *in = recv;
     for (int r = 0; r < o->size; r++) *in_len += got[r];
     if (from) memcpy(from, got, (size_t)o->size * sizeof *from);
   }
-  for (int r = 0; r < o->size; r++) o->len[r] = 0;
-  o->failed = 0;
-  free(out);
-  free(sent);
+  outbox_clear(o);
   free(got);
   return rc;
 }
