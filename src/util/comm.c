@@ -22,20 +22,26 @@ typedef struct err_packet {
   char msg[CLUE_ERR_MSG_MAX];
 } err_packet;
 
+/* Collective. Rank `root`'s status and message, on every rank. */
+static err_packet bcast_error(const clue_comm *c, int root, int status, const clue_err *err) {
+  err_packet packet;
+  memset(&packet, 0, sizeof packet);
+  if (c->rank == root) {
+    packet.code = status;
+    if (err) memcpy(packet.msg, err->msg, sizeof packet.msg);
+    packet.msg[CLUE_ERR_MSG_MAX - 1] = '\0';
+  }
+  MPI_Bcast(&packet, (int)sizeof packet, MPI_BYTE, root, c->comm);
+  return packet;
+}
+
 int clue_comm_agree(const clue_comm *c, int status, clue_err *err) {
   /* Find the lowest failing rank: failing ranks contribute their rank. */
   int mine = status != CLUE_OK ? c->rank : c->size;
   int first = c->size;
   MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm);
   if (first == c->size) return CLUE_OK;
-  err_packet packet;
-  memset(&packet, 0, sizeof packet);
-  if (c->rank == first) {
-    packet.code = status;
-    if (err) memcpy(packet.msg, err->msg, sizeof packet.msg);
-    packet.msg[CLUE_ERR_MSG_MAX - 1] = '\0';
-  }
-  MPI_Bcast(&packet, (int)sizeof packet, MPI_BYTE, first, c->comm);
+  err_packet packet = bcast_error(c, first, status, err);
   if (err) {
     /* a message agreed before already names its rank: do not name it twice */
     int named = -1, at = 0;
@@ -54,14 +60,7 @@ int clue_comm_agree_first(const clue_comm *c, int64_t key, int status, clue_err 
   int mine = status != CLUE_OK && key == best ? c->rank : c->size, first = c->size;
   MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm);
   if (first == c->size) return CLUE_OK;
-  err_packet packet;
-  memset(&packet, 0, sizeof packet);
-  if (c->rank == first) {
-    packet.code = status;
-    if (err) memcpy(packet.msg, err->msg, sizeof packet.msg);
-    packet.msg[CLUE_ERR_MSG_MAX - 1] = '\0';
-  }
-  MPI_Bcast(&packet, (int)sizeof packet, MPI_BYTE, first, c->comm);
+  err_packet packet = bcast_error(c, first, status, err);
   if (err) clue_fail(err, packet.code, "%s", packet.msg);
   return packet.code;
 }
