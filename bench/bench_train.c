@@ -7,6 +7,7 @@
  *   OPENBLAS_NUM_THREADS=1 mpirun -np P bench_train [--shape multiome|cite|large]...
  *       [--steps N] [--warmup N] [--batch B] [--weak] [--batches NB] [--pool N]
  *       [--json FILE] [--md FILE] [--label TEXT] [--no-replay] [--mpi-allreduce]
+ *       [--no-split]
  *   mpirun -np P bench_train --load CONFIG [--json FILE] [--md FILE]
  *   mpirun -np P bench_train --allreduce MB
  *
@@ -14,7 +15,9 @@
  * width 100 and the decoder targets are simulated counts of the decoded features
  * (sim.h: negative binomial RNA at 10 % nonzeros, binary ATAC at 3 %, ADT at
  * 90 %), every cell paired. Strong scaling (default) splits the global batch B
- * over the P ranks; --weak gives every rank B rows (global batch P·B).
+ * over the P ranks; --weak gives every rank B rows (global batch P·B). On one
+ * node the decoders' output layers are split by features over the ranks, as in
+ * clue train (clue_work_split_outputs); --no-split keeps them whole on each rank.
  *
  * Figures: median wall seconds per step (slowest rank), cells/s (global rows of
  * the minibatch per second), GEMM flops of the step counted from the shapes
@@ -46,7 +49,7 @@ typedef struct bench_args {
   char shapes[MAX_SHAPES][32];
   int n_shapes;
   int steps, warmup, B, n_batches, pool;
-  bool weak, replay, mpi_allreduce;
+  bool weak, replay, mpi_allreduce, split;
   const char *json, *md, *label, *load;
   double allreduce_mb; /* > 0: time an allreduce of this many MB of floats */
 } bench_args;
@@ -162,8 +165,11 @@ static int stack_out(int in, int width, int depth, int onehot, bool every) {
   return width + (every ? onehot : 0);
 }
 
-/* Every GEMM of one step with n local rows per modality (all cells paired). */
-static void step_gemms(const shape *sh, int n, gemm_list *l) {
+/* Every GEMM of one step with n local rows per modality (all cells paired); with
+ * split (clue_work_split_outputs), the output layers run on all B_all rows for
+ * this rank's slice of features. */
+static void step_gemms(const shape *sh, int n, bool split, int B_all, const clue_comm *cm,
+                       gemm_list *l) {
   const clue_model_spec *s = &sh->spec;
   int K = s->n_mod, d = s->latent_dim, nb = s->n_batches;
   int nbd = nb > 1 ? nb : 0;
@@ -187,8 +193,14 @@ static void step_gemms(const shape *sh, int n, gemm_list *l) {
     for (int k = 0; k < K; k++) {
       const clue_mlp_config *c = &s->decoder;
       for (int a = 0; a < apps; a++) gemm_mlp(l, n, d, c->width, c->depth, nb, true, true, true);
-      gemm_linear(l, apps * n, stack_out(d, c->width, c->depth, nb, true), s->n_feat[k], true,
-                  true);
+      int hw = stack_out(d, c->width, c->depth, nb, true), F = s->n_feat[k];
+      if (split)
+        gemm_linear(l, apps * B_all, hw,
+                    clue_out_slice_begin(F, cm->size, cm->rank + 1) -
+                        clue_out_slice_begin(F, cm->size, cm->rank),
+                    true, true);
+      else
+        gemm_linear(l, apps * n, hw, F, true, true);
     }
   }
 }
@@ -418,7 +430,8 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
   clue_gradsum *gs = NULL;
   clue_arena *arenas[2] = {&m->gen, &m->disc}; /* as clue train does */
   if ((rc = clue_gradsum_new(c, m->gen.n + m->disc.n, !a->mpi_allreduce, &gs, err)) ||
-      (rc = clue_gradsum_attach(gs, arenas, 2, err)))
+      (rc = clue_gradsum_attach(gs, arenas, 2, err)) ||
+      (rc = clue_train_split_grads(gs, m, w, err)))
     return rc;
   r->shared_sum = clue_gradsum_shared(gs);
   double *times = calloc((size_t)a->steps + 1, sizeof *times);
@@ -549,7 +562,7 @@ static void write_md(const bench_args *a, const shape *sh, const clue_comm *c, i
   double tot = 0;
   for (int q = 0; q < CLUE_PROF_N; q++) tot += r->sec[q];
   double lik = r->sec[CLUE_PROF_LIK] + r->sec[CLUE_PROF_LIK_TERMS];
-  double comm = r->sec[CLUE_PROF_ALLREDUCE] + r->sec[CLUE_PROF_COLL];
+  double comm = r->sec[CLUE_PROF_ALLREDUCE] + r->sec[CLUE_PROF_COLL] + r->sec[CLUE_PROF_XCHG];
   double other = tot - r->sec[CLUE_PROF_GEMM] - lik - comm - r->sec[CLUE_PROF_IO];
   char ref[64] = "";
   if (sh->ref_lo > 0)
@@ -585,10 +598,12 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   if (!rc) rc = clue_work_new(m, B, &w, &err);
   if (!rc) rc = clue_minibatch_new(sh.spec.n_mod, sh.spec.enc_in, B, &mb, &err);
   rc = clue_comm_agree(c, rc, &err);
+  if (!rc && a->split) rc = clue_work_split_outputs(w, m, c, B, &err);
+  bool split = !rc && clue_work_outputs_split(w);
   result r;
   memset(&r, 0, sizeof r);
   gemm_list gl;
-  step_gemms(&sh, n, &gl);
+  step_gemms(&sh, n, split, B, c, &gl);
   if (!rc) {
     r.params = (double)m->gen.n + (double)m->disc.n;
     for (int k = 0; k < sh.spec.n_mod; k++) r.density[k] = bd.density[k];
@@ -759,11 +774,13 @@ static int parse(int argc, char **argv, bench_args *a) {
   a->n_batches = 13; /* the competition data have 12–13 batches (sites × donors) */
   a->pool = 512;
   a->replay = true;
+  a->split = true;
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
     if (!strcmp(o, "--weak")) { a->weak = true; continue; }
     if (!strcmp(o, "--no-replay")) { a->replay = false; continue; }
     if (!strcmp(o, "--mpi-allreduce")) { a->mpi_allreduce = true; continue; }
+    if (!strcmp(o, "--no-split")) { a->split = false; continue; }
     if (i + 1 >= argc) return -1;
     const char *v = argv[++i];
     if (!strcmp(o, "--shape") && a->n_shapes < MAX_SHAPES)
@@ -796,7 +813,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: bench_train [--shape multiome|cite|large]... [--steps N] "
                       "[--warmup N] [--batch B] [--weak] [--batches NB] [--pool N] "
                       "[--json FILE] [--md FILE] [--label TEXT] [--no-replay] "
-                      "[--mpi-allreduce] | "
+                      "[--mpi-allreduce] [--no-split] | "
                       "--load CONFIG | --allreduce MB\n");
     MPI_Finalize();
     return 2;

@@ -151,13 +151,35 @@ static void test_attached_arenas(void **state) {
   clue_arena_release(&b);
 }
 
-/* Sharded RMSprop / Adam steps against the whole update on summed gradients. */
-static void sharded_update(clue_optimizer kind) {
+/* Whether value i of arena a lies in a row of a split tensor (split[t]) that
+ * rank r does not own; *split_row: whether it lies in a split tensor at all. */
+static bool foreign_row(const clue_gradsum *g, const clue_arena *a, const bool *split,
+                        int64_t i, int r, bool *split_row) {
+  for (int t = 0; t < a->n_tensors; t++) {
+    const clue_tensor *x = &a->t[t];
+    if (i < x->offset || i >= x->offset + x->rows * x->cols) continue;
+    *split_row = split[t];
+    if (!split[t]) return false;
+    int64_t row = (i - x->offset) / x->cols;
+    return row < clue_gradsum_slice(g, x->rows, r) || row >= clue_gradsum_slice(g, x->rows, r + 1);
+  }
+  *split_row = false;
+  return false;
+}
+
+/* Sharded RMSprop / Adam steps against the whole update on summed gradients;
+ * with split, two tensors are split by rows (each rank computes its rows whole,
+ * zeros elsewhere): those rows are not summed and only the owner's stay current
+ * until the final share with all. */
+static void sharded_update(clue_optimizer kind, bool split) {
   clue_err err;
   clue_comm c = tu_world();
   clue_arena a = {0}, ref = {0};
+  const char *names[5] = {"w", "s1", "m", "s2", "z"};
+  int64_t rows[5] = {301, 50, 19, 130, 5}, cols[5] = {77, 33, 1, 8, 1}; /* w: 23,177 values */
+  bool is_split[5] = {false, split, false, split, false};
   for (clue_arena *x = &a; x; x = x == &a ? &ref : NULL) {
-    TU_OK(clue_arena_add(x, "w", 301, 77, &err) < 0, &err); /* 23,177: not a multiple of 16 */
+    for (int t = 0; t < 5; t++) TU_OK(clue_arena_add(x, names[t], rows[t], cols[t], &err) < 0, &err);
     TU_OK(clue_arena_alloc(x, &err), &err);
   }
   clue_rng r0 = clue_rng_stream(8, CLUE_RNG_TEST, 0, 0); /* the same weights on every rank */
@@ -167,31 +189,54 @@ static void sharded_update(clue_optimizer kind) {
   TU_OK(clue_gradsum_new(&c, a.n, true, &copy, &err), &err);
   clue_arena *one[1] = {&a};
   TU_OK(clue_gradsum_attach(g, one, 1, &err), &err);
+  bool sharded = clue_gradsum_shared(g);
+  for (int t = 0; t < 5; t++)
+    if (is_split[t]) TU_OK(clue_gradsum_split_rows(g, &a, t, &err), &err);
+  int64_t n_split = split && sharded ? 50 * 33 + 130 * 8 : 0;
+  assert_int_equal(clue_gradsum_summed(g, a.g, a.n), a.n - n_split);
   clue_optim oa, oref;
   TU_OK(clue_optim_init(&oa, kind, 0.01, a.n, &err), &err);
   TU_OK(clue_optim_init(&oref, kind, 0.01, a.n, &err), &err);
   int sliced_steps = 0;
+  enum { MAXP = 2 * CLUE_GRADSUM_MAX_SPLIT + 1 };
   for (int step = 0; step < 4; step++) {
     clue_rng r = clue_rng_stream(9, CLUE_RNG_TEST, (uint64_t)step, (uint64_t)c.rank);
-    for (int64_t i = 0; i < a.n; i++) ref.g[i] = a.g[i] = (real)clue_rng_normal(&r);
+    clue_rng whole = clue_rng_stream(10, CLUE_RNG_TEST, (uint64_t)step, 0); /* split rows */
+    for (int64_t i = 0; i < a.n; i++) {
+      bool in_split;
+      bool foreign = foreign_row(g, &a, is_split, i, c.rank, &in_split);
+      real v = (real)clue_rng_normal(in_split && sharded ? &whole : &r);
+      ref.g[i] = a.g[i] = foreign && sharded ? 0 : v;
+    }
     clue_gradsum_sum(copy, ref.g, ref.n);
     clue_optim_step(&oref, &ref);
-    int64_t b = 0, e = a.n;
-    if (clue_gradsum_sum_slice(g, a.g, a.n, &b, &e)) {
-      clue_optim_step_range(&oa, &a, b, e);
-      clue_gradsum_share(g, a.g, a.w, a.w, a.n);
+    int64_t b[MAXP], e[MAXP];
+    int parts = clue_gradsum_sum_parts(g, a.g, a.n, b, e, MAXP);
+    if (parts) {
+      clue_optim_step_ranges(&oa, &a, b, e, parts);
+      clue_gradsum_share(g, a.g, a.w, a.w, a.n, false);
       sliced_steps++;
     } else {
       clue_gradsum_sum(g, a.g, a.n);
       clue_optim_step(&oa, &a);
     }
-    int64_t bad = 0;
-    for (int64_t i = 0; i < a.n; i++) bad += memcmp(&a.w[i], &ref.w[i], sizeof(real)) != 0;
+    int64_t bad = 0, stale = 0;
+    for (int64_t i = 0; i < a.n; i++) {
+      bool in_split;
+      bool same = !memcmp(&a.w[i], &ref.w[i], sizeof(real));
+      if (sharded && foreign_row(g, &a, is_split, i, c.rank, &in_split))
+        stale += !same; /* another rank's rows: not shared by the step */
+      else
+        bad += !same;
+    }
     assert_int_equal(bad, 0);
+    if (split && sharded) assert_true(stale > 0);
   }
   assert_int_equal(sliced_steps, c.size > 1 ? 4 : 0);
-  clue_gradsum_gather(g, oa.v, a.n);
-  if (oa.m) clue_gradsum_gather(g, oa.m, a.n);
+  if (sharded) clue_gradsum_share(g, a.g, a.w, a.w, a.n, true);
+  assert_memory_equal(a.w, ref.w, sizeof(real) * (size_t)a.n);
+  clue_gradsum_gather(g, a.g, oa.v, a.n);
+  if (oa.m) clue_gradsum_gather(g, a.g, oa.m, a.n);
   if (c.rank == 0) {
     assert_memory_equal(oa.v, oref.v, sizeof(real) * (size_t)a.n);
     if (oa.m) assert_memory_equal(oa.m, oref.m, sizeof(real) * (size_t)a.n);
@@ -206,8 +251,10 @@ static void sharded_update(clue_optimizer kind) {
 
 static void test_sharded_update(void **state) {
   (void)state;
-  sharded_update(CLUE_OPT_RMSPROP);
-  sharded_update(CLUE_OPT_ADAM);
+  for (int split = 0; split < 2; split++) {
+    sharded_update(CLUE_OPT_RMSPROP, split);
+    sharded_update(CLUE_OPT_ADAM, split);
+  }
 }
 
 int main(int argc, char **argv) {

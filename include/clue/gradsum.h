@@ -60,25 +60,54 @@ int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas
  * owns [clue_gradsum_slice(g, n, r), clue_gradsum_slice(g, n, r + 1)). */
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);
 
+/* Most tensors clue_gradsum_split_rows takes. */
+#define CLUE_GRADSUM_MAX_SPLIT 8
+
+/* Declares tensor `tensor` of an attached arena split by rows over the ranks,
+ * like the output layers of clue_work_split_outputs: rank q computes rows
+ * [clue_gradsum_slice(g, rows, q), clue_gradsum_slice(g, rows, q + 1)) of its
+ * gradient whole and leaves the other rows zero. Sharded updates (below) then
+ * do not sum those rows, give each rank its own rows to update, and share them
+ * only when asked (clue_gradsum_share with all). Does nothing unless the arena
+ * is attached (sums through the window). */
+int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err);
+
+/* Rank r's parts of the gradient buffer buf (n values) of an attached arena in
+ * a sharded update: up to cap ranges [b[i], e[i]) (cap ≥ 2·CLUE_GRADSUM_MAX_SPLIT
+ * + 1 is always enough), a slice of every run of summed tensors and of every
+ * split tensor's rows; returns their number. 0 when updates are not sharded
+ * (one rank, no window, buf not attached): use clue_gradsum_sum. */
+int clue_gradsum_parts(const clue_gradsum *g, const real *buf, int64_t n, int r, int64_t *b,
+                       int64_t *e, int cap);
+
 /* Collective. Sharded update, first half: when buf (n values) lives in this
- * rank's slot (attached) and the sums go through the window, sums only this
- * rank's slice [*b, *e) of buf over the ranks, in place (the same bits as
- * clue_gradsum_sum there; the rest of buf keeps this rank's own values), and
- * returns true. Otherwise does nothing and returns false on every rank: use
+ * rank's slot (attached) and the sums go through the window, sums this rank's
+ * parts of buf over the ranks, in place (the same bits as clue_gradsum_sum
+ * there; split rows are left as they are, the rest of buf keeps this rank's own
+ * values), puts the parts in b, e (as clue_gradsum_parts) and returns their
+ * number. Otherwise does nothing and returns 0 on every rank: use
  * clue_gradsum_sum. */
-bool clue_gradsum_sum_slice(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e);
+int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e,
+                           int cap);
 
-/* Collective. Sharded update, second half, after every rank updated its slice
- * of w from the slice of buf that clue_gradsum_sum_slice summed: w_mine is this
- * rank's updated copy (only its slice is read), and w receives every other
- * rank's slice, passing through the slots of buf (whose values are lost). w and
- * w_mine may be the same buffer. */
-void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n);
+/* Collective. Sharded update, second half, after every rank updated its parts
+ * of w from the parts of buf that clue_gradsum_sum_parts summed: w_mine is this
+ * rank's updated copy (only its parts are read), and w receives every other
+ * rank's parts, passing through the slots of buf (whose values are lost) — the
+ * rows of split tensors only when all is true (otherwise each rank keeps only
+ * its own rows of those current). w and w_mine may be the same buffer. */
+void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n,
+                        bool all);
 
-/* Collective. Rank 0 receives every rank's slice (clue_gradsum_slice) of buf
- * (n values), e.g. the optimiser state after sharded updates; the other ranks'
- * buffers are unchanged. */
-void clue_gradsum_gather(clue_gradsum *g, real *buf, int64_t n);
+/* Collective. Rank 0 receives every rank's parts (clue_gradsum_parts of the
+ * attached buffer `like`, n values) of buf, a buffer laid out like `like`: e.g.
+ * the optimiser state after sharded updates; the other ranks' buffers are
+ * unchanged. Does nothing when updates are not sharded. */
+void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n);
+
+/* Values of buf (n) that sums add over the ranks: n less the rows of split
+ * tensors in it. */
+int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n);
 
 /* True when the sums go through the shared-memory window. */
 bool clue_gradsum_shared(const clue_gradsum *g);

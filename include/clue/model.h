@@ -123,6 +123,31 @@ typedef struct clue_work clue_work;
 int clue_work_new(const clue_model *m, int B, clue_work **out, clue_err *err);
 void clue_work_free(clue_work *w);
 
+/* Collective. When the ranks of comm share one node (a node-shared window can
+ * be made), splits every decoder's output layer (stack output → F features, the
+ * bulk of a step's flops) by features over the ranks: each rank then runs it on
+ * every rank's rows for its slice of features, so its GEMMs have all the rows
+ * of the step and read and write a 1/P share of the weights and their
+ * gradients; rows cross between ranks through the window. rows_global bounds
+ * the rows of one application of a decoder over all ranks (the global batch).
+ * The results are those of the unsplit layer but for the order of
+ * floating-point sums; the weight gradient of the layer is written only in this
+ * rank's rows of it (the ranks' sum is the whole gradient). On one rank or
+ * across nodes it does nothing. Afterwards clue_work_free is collective. */
+int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *comm,
+                            int rows_global, clue_err *err);
+
+/* First feature of rank q's slice of an output layer of F features split over
+ * P ranks: [clue_out_slice_begin(F, P, q), clue_out_slice_begin(F, P, q + 1)),
+ * whole blocks of 16 features (the last slices may be empty when F < 16·P). */
+static inline int clue_out_slice_begin(int64_t F, int P, int q) {
+  int64_t blocks = (F + 15) / 16, b = blocks * q / P * 16;
+  return (int)(b < F ? b : F);
+}
+
+/* Whether clue_work_split_outputs split the output layers. */
+bool clue_work_outputs_split(const clue_work *w);
+
 /* Collective. Discriminator step: encoders forward, discriminator loss × λ_align;
  * gradients in m->disc.g (local sums; the caller reduces and steps). Fills
  * losses->dsc. */

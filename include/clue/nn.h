@@ -48,6 +48,17 @@ void nn_linear_forward(const clue_arena *a, const nn_linear *l, const real *x, i
 void nn_linear_backward(clue_arena *a, const nn_linear *l, const real *x,
                         const real *dy, int n, real *dx);
 
+/* Outputs [o0, o1) only (rows o0 .. o1−1 of W and b): y (n × (o1 − o0)) =
+ * x·W[o0:o1]ᵀ + b[o0:o1]. nn_linear_forward is the case [0, out). */
+void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int o1,
+                            const real *x, int n, real *y);
+
+/* Outputs [o0, o1) only, dy (n × (o1 − o0)): rows o0 .. o1−1 of dW += dyᵀ·x and of
+ * db += Σ rows dy (other rows untouched), and dx (n × in, may be NULL) +=
+ * dy·W[o0:o1] (the part of the input gradient that flows through those outputs). */
+void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
+                             const real *x, const real *dy, int n, real *dx);
+
 /* ---- element-wise ---- */
 
 /* y = x > 0 ? x : slope·x, in place. */

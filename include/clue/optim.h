@@ -36,4 +36,9 @@ void clue_optim_step(clue_optim *o, clue_arena *a);
  * are bitwise those of clue_optim_step over the whole arena. */
 void clue_optim_step_range(clue_optim *o, clue_arena *a, int64_t b, int64_t e);
 
+/* One step over several disjoint ranges [b[i], e[i]) of the arena (the step
+ * count advances once): bitwise clue_optim_step there. */
+void clue_optim_step_ranges(clue_optim *o, clue_arena *a, const int64_t *b, const int64_t *e,
+                            int n_ranges);
+
 #endif

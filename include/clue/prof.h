@@ -31,6 +31,7 @@
   X(CLUE_PROF_OPTIM, "optimizer")      /* RMSprop / Adam */          \
   X(CLUE_PROF_ALLREDUCE, "allreduce")  /* gradient allreduce */      \
   X(CLUE_PROF_COLL, "small_coll")      /* BatchNorm / loss reductions */ \
+  X(CLUE_PROF_XCHG, "exchange")        /* output-layer rows between ranks */ \
   X(CLUE_PROF_IO, "io_fill")           /* minibatch assembly */
 
 typedef enum {

@@ -3,6 +3,7 @@
 #define CLUE_MODEL_INTERNAL_H
 
 #include "clue/model.h"
+#include "clue/shm.h"
 
 /* Rows of one application of a decoder (self, joint cross or real cross),
  * placed by the caller; applications of the same decoder run together. */
@@ -39,6 +40,25 @@ typedef struct dec_work {
   real *dloc; /* (DEC_APPS·B × F) */
 } dec_work;
 
+/* The decoders' output layers split by features over the ranks of one node
+ * (clue_work_split_outputs): each rank runs the layer for all ranks' rows and
+ * its own features [feat_begin(q), feat_begin(q + 1)), so its GEMMs have all the
+ * rows and read only its slice of the weights; the rows move between ranks
+ * through the node-shared slots. A slot holds a header (this rank's row count),
+ * region A (stack outputs, then input-gradient partial sums: cap_rows × max
+ * stack width) and region B (output-layer values of every rank's rows for this
+ * rank's features, then this rank's rows' dloc for every feature). */
+typedef struct out_split {
+  clue_shm *shm;      /* NULL: not split */
+  int P, r;
+  int64_t cap_rows;   /* rows of one decoder run over all ranks, at most */
+  int64_t a_off, b_off; /* byte offsets of regions A and B in a slot */
+  real *h_all;        /* (cap_rows × max stack width) every rank's stack outputs */
+  real *dloc_s;       /* (cap_rows × max slice) dloc of every rank's rows, this
+                         rank's features */
+  int64_t *row0;      /* (P + 1) first row of each rank in the current run */
+} out_split;
+
 struct clue_work {
   int B, K, d, Kd;
   /* encoders, per source modality k */
@@ -65,7 +85,10 @@ struct clue_work {
   int32_t *dsc_batch;      /* (K·B) */
   int *dsc_label;          /* (K·B) */
   uint64_t *dsc_key;       /* (K·B) */
+  out_split split;
 };
+
+#define feat_begin clue_out_slice_begin
 
 /* Pass ids of the applications within one forward pass. */
 #define APP_ENCODERS 0

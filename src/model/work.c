@@ -116,8 +116,55 @@ fail:
   return CLUE_ENOMEM;
 }
 
+static void split_free(out_split *s) {
+  clue_shm_free(s->shm);
+  free(s->h_all);
+  free(s->dloc_s);
+  free(s->row0);
+  memset(s, 0, sizeof *s);
+}
+
+int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *comm,
+                            int rows_global, clue_err *err) {
+  out_split *s = &w->split;
+  if (comm->size == 1 || s->shm) return CLUE_OK;
+  int P = comm->size;
+  int64_t cap = (int64_t)DEC_APPS * rows_global, mine = (int64_t)DEC_APPS * w->B;
+  int64_t hw_max = 1, f_max = 1, slice_max = 1;
+  for (int k = 0; k < w->K; k++) {
+    int64_t F = m->spec.n_feat[k], hw = nn_mlp_out_width(&m->dec[k]);
+    hw_max = hw > hw_max ? hw : hw_max;
+    f_max = F > f_max ? F : f_max;
+    for (int q = 0; q < P; q++) {
+      int64_t width = feat_begin(F, P, q + 1) - feat_begin(F, P, q);
+      slice_max = width > slice_max ? width : slice_max;
+    }
+  }
+  int64_t region_a = cap * hw_max * (int64_t)sizeof(real);
+  int64_t b_rows = cap * slice_max > mine * f_max ? cap * slice_max : mine * f_max;
+  s->a_off = 64;
+  s->b_off = s->a_off + (region_a + 63) / 64 * 64;
+  int64_t bytes = s->b_off + b_rows * (int64_t)sizeof(real);
+  s->h_all = clue_calloc((size_t)(cap * hw_max), sizeof(real), err);
+  s->dloc_s = s->h_all ? clue_calloc((size_t)(cap * slice_max), sizeof(real), err) : NULL;
+  s->row0 = s->dloc_s ? clue_calloc((size_t)P + 1, sizeof(int64_t), err) : NULL;
+  int rc = clue_comm_agree(comm, s->row0 ? CLUE_OK : CLUE_ENOMEM, err);
+  if (!rc) rc = clue_shm_new(comm, bytes, &s->shm, err);
+  if (rc || !s->shm) {
+    split_free(s);
+    return rc;
+  }
+  s->P = P;
+  s->r = comm->rank;
+  s->cap_rows = cap;
+  return CLUE_OK;
+}
+
+bool clue_work_outputs_split(const clue_work *w) { return w->split.shm != NULL; }
+
 void clue_work_free(clue_work *w) {
   if (!w) return;
+  split_free(&w->split);
   for (int k = 0; k < CLUE_K; k++) {
     for (int j = 0; j < CLUE_K; j++) nn_mlp_cache_free(&w->enc_cache[k][j]);
     free(w->mean[k]);

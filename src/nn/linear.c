@@ -31,42 +31,54 @@ void nn_linear_init(clue_arena *a, const nn_linear *l, uint64_t seed) {
 
 void nn_linear_forward(const clue_arena *a, const nn_linear *l, const real *x, int n,
                        real *y) {
-  if (n <= 0) return;
-  const real *w = clue_arena_w(a, l->w);
-  const real *b = clue_arena_w(a, l->b);
-  clue_prof_push(CLUE_PROF_BIAS);
-  for (int i = 0; i < n; i++)
-    for (int o = 0; o < l->out; o++) y[(int64_t)i * l->out + o] = b[o];
-  clue_prof_pop();
-  if (l->in == 0) return;
-  clue_prof_push(CLUE_PROF_GEMM);
-  clue_prof_gemm(n, l->out, l->in);
-  cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1, x, l->in,
-              w, l->in, 1, y, l->out);
-  clue_prof_pop();
+  nn_linear_forward_rows(a, l, 0, l->out, x, n, y);
 }
 
 void nn_linear_backward(clue_arena *a, const nn_linear *l, const real *x,
                         const real *dy, int n, real *dx) {
-  if (n <= 0) return;
-  real *gw = clue_arena_g(a, l->w);
-  real *gb = clue_arena_g(a, l->b);
+  nn_linear_backward_rows(a, l, 0, l->out, x, dy, n, dx);
+}
+
+void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int o1,
+                            const real *x, int n, real *y) {
+  int m = o1 - o0;
+  if (n <= 0 || m <= 0) return;
+  const real *w = clue_arena_w(a, l->w) + (int64_t)o0 * l->in;
+  const real *b = clue_arena_w(a, l->b) + o0;
+  clue_prof_push(CLUE_PROF_BIAS);
+  for (int i = 0; i < n; i++)
+    for (int o = 0; o < m; o++) y[(int64_t)i * m + o] = b[o];
+  clue_prof_pop();
+  if (l->in == 0) return;
+  clue_prof_push(CLUE_PROF_GEMM);
+  clue_prof_gemm(n, m, l->in);
+  cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, l->in, 1, x, l->in, w, l->in,
+              1, y, m);
+  clue_prof_pop();
+}
+
+void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
+                             const real *x, const real *dy, int n, real *dx) {
+  int m = o1 - o0;
+  if (n <= 0 || m <= 0) return;
+  real *gw = clue_arena_g(a, l->w) + (int64_t)o0 * l->in;
+  real *gb = clue_arena_g(a, l->b) + o0;
   clue_prof_push(CLUE_PROF_BIAS);
   for (int i = 0; i < n; i++) {
-    const real *row = dy + (int64_t)i * l->out;
-    for (int o = 0; o < l->out; o++) gb[o] += row[o];
+    const real *row = dy + (int64_t)i * m;
+    for (int o = 0; o < m; o++) gb[o] += row[o];
   }
   clue_prof_pop();
   if (l->in == 0) return;
   clue_prof_push(CLUE_PROF_GEMM);
-  /* dW (out × in) += dyᵀ (out × n) · x (n × in) */
-  clue_prof_gemm(l->out, l->in, n);
-  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, n, 1, dy, l->out,
-              x, l->in, 1, gw, l->in);
+  /* dW[o0:o1] (m × in) += dyᵀ (m × n) · x (n × in) */
+  clue_prof_gemm(m, l->in, n);
+  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, l->in, n, 1, dy, m, x, l->in, 1,
+              gw, l->in);
   if (dx) {
-    clue_prof_gemm(n, l->in, l->out);
-    cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1, dy,
-                l->out, clue_arena_w(a, l->w), l->in, 1, dx, l->in);
+    clue_prof_gemm(n, l->in, m);
+    cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, m, 1, dy, m,
+                clue_arena_w(a, l->w) + (int64_t)o0 * l->in, l->in, 1, dx, l->in);
   }
   clue_prof_pop();
 }

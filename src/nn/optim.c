@@ -95,8 +95,21 @@ static int64_t adam_simd(int64_t n, real b1, real b2, real step, real rc2, real 
 
 void clue_optim_step(clue_optim *o, clue_arena *a) { clue_optim_step_range(o, a, 0, o->n); }
 
+static void step_values(clue_optim *o, clue_arena *a, int64_t b, int64_t e);
+
 void clue_optim_step_range(clue_optim *o, clue_arena *a, int64_t b, int64_t e) {
   o->t++;
+  step_values(o, a, b, e);
+}
+
+void clue_optim_step_ranges(clue_optim *o, clue_arena *a, const int64_t *b, const int64_t *e,
+                            int n_ranges) {
+  o->t++;
+  for (int i = 0; i < n_ranges; i++) step_values(o, a, b[i], e[i]);
+}
+
+/* Values [b, e) of step o->t. */
+static void step_values(clue_optim *o, clue_arena *a, int64_t b, int64_t e) {
   int64_t n = e - b;
   real *w = a->w + b, *g = a->g + b, *v = o->v + b;
   clue_prof_push(CLUE_PROF_OPTIM);

@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A tensor of an attached arena split by rows over the ranks: values
+ * [off, off + rows·row_len) of the slot, not summed. */
+typedef struct split_rows {
+  int64_t off, rows, row_len;
+} split_rows;
+
 struct clue_gradsum {
   clue_comm comm;  /* the communicator of the sums (not owned) */
   MPI_Comm node;   /* the same ranks, in the same order, on one node; MPI_COMM_NULL:
@@ -16,6 +22,8 @@ struct clue_gradsum {
   int64_t n_max;
   clue_arena *attached[4]; /* arenas whose gradients live in this rank's slot */
   int n_attached;
+  split_rows split[CLUE_GRADSUM_MAX_SPLIT]; /* tensors split by rows, by offset */
+  int n_split;
 };
 
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
@@ -193,47 +201,131 @@ int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
   return slice_begin(n, g->comm.size, r);
 }
 
-bool clue_gradsum_sum_slice(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e) {
-  const clue_comm *c = &g->comm;
-  if (c->size == 1 || n <= 0 || g->node == MPI_COMM_NULL) return false;
-  int64_t off = slot_offset(g, buf, n);
-  if (off < 0) return false; /* the same answer on every rank: attached alike */
-  int P = c->size, r = c->rank;
-  for (int q = 0; q < P; q++) g->view[q] = g->slot[q] + off;
-  *b = slice_begin(n, P, r);
-  *e = slice_begin(n, P, r + 1);
-  node_sync(g); /* every rank's gradients are complete */
-  sum_slice(g->view, P, *b, *e, buf, buf);
-  node_sync(g); /* nobody reads the slots any more: they may be written again */
-  return true;
+int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
+  if (g->node == MPI_COMM_NULL) return CLUE_OK;
+  int64_t at = slot_offset(g, a->g, a->n);
+  if (at < 0 || tensor < 0 || tensor >= a->n_tensors || g->n_split == CLUE_GRADSUM_MAX_SPLIT)
+    return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot split tensor %d by rows", tensor);
+  split_rows t = {at + a->t[tensor].offset, a->t[tensor].rows, a->t[tensor].cols};
+  int i = g->n_split++;
+  for (; i > 0 && g->split[i - 1].off > t.off; i--) g->split[i] = g->split[i - 1];
+  g->split[i] = t;
+  return CLUE_OK;
 }
 
-void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n) {
+/* Pieces of [off, off + n) of the slot: summed runs between split tensors and the
+ * split tensors; each rank owns a slice of every piece (piece_part). */
+typedef struct piece {
+  int64_t b, rows, row_len; /* offset in buf */
+  bool split;
+} piece;
+
+static int pieces_of(const clue_gradsum *g, int64_t off, int64_t n, piece *out) {
+  int np = 0;
+  int64_t at = off;
+  for (int i = 0; i < g->n_split; i++) {
+    const split_rows *t = &g->split[i];
+    if (t->off < off || t->off + t->rows * t->row_len > off + n) continue;
+    if (t->off > at) out[np++] = (piece){at - off, t->off - at, 1, false};
+    out[np++] = (piece){t->off - off, t->rows, t->row_len, true};
+    at = t->off + t->rows * t->row_len;
+  }
+  if (at < off + n) out[np++] = (piece){at - off, off + n - at, 1, false};
+  return np;
+}
+
+static void piece_part(const piece *p, int P, int q, int64_t *b, int64_t *e) {
+  *b = p->b + slice_begin(p->rows, P, q) * p->row_len;
+  *e = p->b + slice_begin(p->rows, P, q + 1) * p->row_len;
+}
+
+#define MAX_PIECES (2 * CLUE_GRADSUM_MAX_SPLIT + 1)
+
+int clue_gradsum_parts(const clue_gradsum *g, const real *buf, int64_t n, int r, int64_t *b,
+                       int64_t *e, int cap) {
+  const clue_comm *c = &g->comm;
+  if (c->size == 1 || n <= 0 || g->node == MPI_COMM_NULL) return 0;
+  int64_t off = slot_offset(g, buf, n);
+  if (off < 0) return 0; /* the same answer on every rank: attached alike */
+  piece pc[MAX_PIECES];
+  int np = pieces_of(g, off, n, pc), k = 0;
+  for (int i = 0; i < np && k < cap; i++) {
+    piece_part(&pc[i], c->size, r, &b[k], &e[k]);
+    if (e[k] > b[k]) k++;
+  }
+  return k > 0 ? k : (b[0] = e[0] = 0, 1); /* an empty part still means sharded */
+}
+
+int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e,
+                           int cap) {
+  int k = clue_gradsum_parts(g, buf, n, g->comm.rank, b, e, cap);
+  if (k == 0) return 0;
   int P = g->comm.size, r = g->comm.rank;
   int64_t off = slot_offset(g, buf, n);
-  int64_t b = slice_begin(n, P, r), e = slice_begin(n, P, r + 1);
-  memcpy(buf + b, w_mine + b, (size_t)(e - b) * sizeof(real));
+  for (int q = 0; q < P; q++) g->view[q] = g->slot[q] + off;
+  piece pc[MAX_PIECES];
+  int np = pieces_of(g, off, n, pc);
+  node_sync(g); /* every rank's gradients are complete */
+  for (int i = 0; i < np; i++) {
+    if (pc[i].split) continue; /* this rank's rows are whole already */
+    int64_t pb, pe;
+    piece_part(&pc[i], P, r, &pb, &pe);
+    sum_slice(g->view, P, pb, pe, buf, buf);
+  }
+  node_sync(g); /* nobody reads the slots any more: they may be written again */
+  return k;
+}
+
+void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n,
+                        bool all) {
+  int P = g->comm.size, r = g->comm.rank;
+  int64_t off = slot_offset(g, buf, n);
+  piece pc[MAX_PIECES];
+  int np = pieces_of(g, off, n, pc);
+  for (int i = 0; i < np; i++) {
+    if (pc[i].split && !all) continue;
+    int64_t b, e;
+    piece_part(&pc[i], P, r, &b, &e);
+    memcpy(buf + b, w_mine + b, (size_t)(e - b) * sizeof(real));
+  }
   node_sync(g);
   for (int q = 0; q < P; q++) {
     if (q == r) continue;
-    int64_t bq = slice_begin(n, P, q), eq = slice_begin(n, P, q + 1);
-    memcpy(w + bq, g->slot[q] + off + bq, (size_t)(eq - bq) * sizeof(real));
+    for (int i = 0; i < np; i++) {
+      if (pc[i].split && !all) continue;
+      int64_t b, e;
+      piece_part(&pc[i], P, q, &b, &e);
+      memcpy(w + b, g->slot[q] + off + b, (size_t)(e - b) * sizeof(real));
+    }
   }
   node_sync(g); /* nobody reads this slot while it is written again */
 }
 
-void clue_gradsum_gather(clue_gradsum *g, real *buf, int64_t n) {
+void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n) {
   const clue_comm *c = &g->comm;
   if (c->size == 1 || n <= 0) return;
   MPI_Datatype type = sizeof(real) == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT;
-  int r = c->rank;
-  int64_t b = slice_begin(n, c->size, r), e = slice_begin(n, c->size, r + 1);
-  if (r != 0) {
-    MPI_Send(buf + b, (int)(e - b), type, 0, 0, c->comm);
+  int64_t b[MAX_PIECES], e[MAX_PIECES];
+  if (c->rank != 0) {
+    int k = clue_gradsum_parts(g, like, n, c->rank, b, e, MAX_PIECES);
+    for (int i = 0; i < k; i++)
+      if (e[i] > b[i]) MPI_Send(buf + b[i], (int)(e[i] - b[i]), type, 0, 0, c->comm);
     return;
   }
   for (int q = 1; q < c->size; q++) {
-    int64_t bq = slice_begin(n, c->size, q), eq = slice_begin(n, c->size, q + 1);
-    MPI_Recv(buf + bq, (int)(eq - bq), type, q, 0, c->comm, MPI_STATUS_IGNORE);
+    int k = clue_gradsum_parts(g, like, n, q, b, e, MAX_PIECES);
+    for (int i = 0; i < k; i++)
+      if (e[i] > b[i])
+        MPI_Recv(buf + b[i], (int)(e[i] - b[i]), type, q, 0, c->comm, MPI_STATUS_IGNORE);
   }
+}
+
+int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n) {
+  int64_t off = g->node == MPI_COMM_NULL ? -1 : slot_offset(g, buf, n);
+  if (off < 0) return n;
+  piece pc[MAX_PIECES];
+  int np = pieces_of(g, off, n, pc);
+  for (int i = 0; i < np; i++)
+    if (pc[i].split) n -= pc[i].rows * pc[i].row_len;
+  return n;
 }

@@ -210,8 +210,11 @@ static int setup(trainer *t, clue_err *err) {
       rc = clue_fail(err, CLUE_EDATA, "no training cell has modality %s", cfg->mod[k].name);
   if (rc) return rc;
   int B = cfg->batch_size;
-  if ((rc = clue_work_new(t->ck.model, B, &t->work, err))) return rc;
-  if ((rc = clue_minibatch_new(cfg->n_mod, t->in.enc_in, B, &t->mb, err))) return rc;
+  rc = clue_work_new(t->ck.model, B, &t->work, err);
+  if (!rc) rc = clue_minibatch_new(cfg->n_mod, t->in.enc_in, B, &t->mb, err);
+  rc = clue_comm_agree(t->comm, rc, err);
+  if (!rc) rc = clue_work_split_outputs(t->work, t->ck.model, t->comm, B, err);
+  if (rc) return rc;
   clue_loss_weights_from_config(cfg, &t->lw);
   clue_schedule_resolve(cfg, t->d->n_cells, &t->sch);
   if (!t->ck.has_best && (rc = clue_snapshot_alloc(&t->ck.best, t->ck.model, err))) return rc;
@@ -253,12 +256,14 @@ static double disc_noise(const trainer *t, int64_t epoch) {
 #define GRAD_MAX 9.2e18 /* 2^63 */
 
 /* Collective. Fails naming the first tensor whose reduced gradient holds a NaN,
- * an infinity or a value beyond GRAD_MAX in [b, e) (this rank's part of the
- * check); every rank agrees (one int allreduce), so all stop alike. */
-static int check_grads(const clue_arena *a, int64_t b, int64_t e, const char *which,
-                       const clue_comm *comm, clue_err *err) {
+ * an infinity or a value beyond GRAD_MAX in this rank's parts [b[i], e[i]) of
+ * the check; every rank agrees (one int allreduce), so all stop alike. */
+static int check_grads(const clue_arena *a, const int64_t *b, const int64_t *e, int parts,
+                       const char *which, const clue_comm *comm, clue_err *err) {
   int64_t at = 0;
-  int t = clue_arena_find_nonfinite_range(a, a->g, GRAD_MAX, b, e, &at);
+  int t = -1;
+  for (int i = 0; i < parts && t < 0; i++)
+    t = clue_arena_find_nonfinite_range(a, a->g, GRAD_MAX, b[i], e[i], &at);
   int bad = t >= 0;
   if (comm->size > 1) MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm->comm);
   if (!bad) return CLUE_OK;
@@ -269,39 +274,64 @@ static int check_grads(const clue_arena *a, int64_t b, int64_t e, const char *wh
                    a->t[t].name, (long long)at, (double)clue_arena_g(a, t)[at], which);
 }
 
+#define MAX_PARTS (2 * CLUE_GRADSUM_MAX_SPLIT + 1)
+
 /* Collective. Sums the gradients of `a` over the ranks, checks them and updates
  * the weights. Through the node's window with attached gradients the update is
- * sharded: each rank sums, checks and updates one slice, then the ranks share
- * their slices of the weights (bitwise the weights of the unsharded update; the
- * optimiser state is current on each rank for its slice only, see
- * clue_train_gather_state). */
+ * sharded: each rank sums, checks and updates its parts, then the ranks share
+ * their parts of the weights (bitwise the weights of the unsharded update; the
+ * optimiser state is current on each rank for its parts only, and the rows of
+ * split output layers only for its own rows: see clue_train_gather_state). */
 static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum *gs,
                   const clue_comm *comm, clue_err *err) {
-  int64_t b = 0, e = a->n;
+  int64_t b[MAX_PARTS] = {0}, e[MAX_PARTS] = {a->n};
   clue_prof_push(CLUE_PROF_ALLREDUCE);
-  bool sliced = gs && clue_gradsum_sum_slice(gs, a->g, a->n, &b, &e);
-  if (sliced) clue_prof_bytes(true, (double)a->n * sizeof(real));
+  int parts = gs ? clue_gradsum_sum_parts(gs, a->g, a->n, b, e, MAX_PARTS) : 0;
+  if (parts) clue_prof_bytes(true, (double)clue_gradsum_summed(gs, a->g, a->n) * sizeof(real));
   clue_prof_pop();
-  if (!sliced) sum_real(comm, gs, a->g, a->n);
-  int rc = check_grads(a, b, e, which, comm, err);
+  if (!parts) {
+    sum_real(comm, gs, a->g, a->n);
+    parts = 1;
+  }
+  int rc = check_grads(a, b, e, parts, which, comm, err);
   if (rc) return rc;
-  clue_optim_step_range(o, a, b, e);
-  if (sliced) {
+  clue_optim_step_ranges(o, a, b, e, parts);
+  if (gs && clue_gradsum_parts(gs, a->g, a->n, comm->rank, b, e, MAX_PARTS)) {
     clue_prof_push(CLUE_PROF_ALLREDUCE);
-    clue_gradsum_share(gs, a->g, a->w, a->w, a->n);
+    clue_gradsum_share(gs, a->g, a->w, a->w, a->n, false);
     clue_prof_pop();
   }
   return CLUE_OK;
 }
 
+int clue_train_split_grads(clue_gradsum *gs, clue_model *m, const clue_work *w,
+                           clue_err *err) {
+  if (!clue_work_outputs_split(w)) return CLUE_OK;
+  for (int k = 0; k < m->spec.n_mod; k++) {
+    int rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].w, err);
+    if (!rc) rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].b, err);
+    if (rc) return rc;
+  }
+  return CLUE_OK;
+}
+
+void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
+  clue_arena *a[2] = {&m->disc, &m->gen};
+  int64_t b[MAX_PARTS], e[MAX_PARTS];
+  for (int i = 0; i < 2; i++)
+    if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, b, e, MAX_PARTS))
+      clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->w, a[i]->n, true);
+}
+
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
                              clue_optim *opt_gen) {
   if (!clue_gradsum_shared(gs)) return;
+  clue_train_share_weights(gs, m);
   clue_optim *o[2] = {opt_disc, opt_gen};
-  int64_t n[2] = {m->disc.n, m->gen.n};
+  const clue_arena *a[2] = {&m->disc, &m->gen};
   for (int i = 0; i < 2; i++) {
-    clue_gradsum_gather(gs, o[i]->v, n[i]);
-    if (o[i]->m) clue_gradsum_gather(gs, o[i]->m, n[i]);
+    clue_gradsum_gather(gs, a[i]->g, o[i]->v, a[i]->n);
+    if (o[i]->m) clue_gradsum_gather(gs, a[i]->g, o[i]->m, a[i]->n);
   }
 }
 
@@ -475,6 +505,7 @@ static bool after_epoch(trainer *t, int64_t epoch, double monitored, char *note,
     st->best_loss = monitored;
     st->best_epoch = epoch;
     st->bad_epochs = 0;
+    clue_train_share_weights(t->gsum, t->ck.model); /* every row of split layers */
     clue_snapshot_take(&t->ck.best, t->ck.model);
     t->ck.has_best = true;
     snprintf(note, note_size, "best");
@@ -614,6 +645,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
     clue_arena *arenas[2] = {&m->gen, &m->disc};
     rc = clue_gradsum_new(comm, m->gen.n + m->disc.n, true, &t.gsum, err);
     if (rc == CLUE_OK) rc = clue_gradsum_attach(t.gsum, arenas, 2, err);
+    if (rc == CLUE_OK) rc = clue_train_split_grads(t.gsum, m, t.work, err);
   }
   if (rc == CLUE_OK) {
     free(t.ck.config_yaml); /* the checkpoint records the config of this run */

@@ -1,0 +1,192 @@
+/* test_split_outputs.c — decoders' output layers split by features over the
+ * ranks (clue_work_split_outputs) against the same layers whole on each rank.
+ * CLUE_TEST_NP: 1 2 3 4
+ * CLUE_TEST_REAL64
+ *
+ * Every rank holds the same small K = 3 model (NB, Bernoulli and Normal
+ * decoders; 45, 37 and 21 features, so that slices are uneven and, on 3 and 4
+ * ranks, some are empty) and its own minibatch (its own encoder inputs and
+ * targets; the same pattern of observed modalities, so that the global counts
+ * agree). A generator step through a work whose output layers are split must
+ * give the losses and, summed over the ranks, the parameter gradients of the
+ * same step through a work whose layers are whole, but for the order of
+ * floating-point sums (float64: relative 1e-10 of each tensor's largest entry);
+ * each rank writes only its own rows of the split layers' gradients. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clue/model.h"
+#include "clue/rng.h"
+#include "testutil.h"
+#include "tu_model.h"
+
+#define ROWS 7
+#define TARGET_ROWS 12
+
+typedef struct fixture {
+  clue_model *m;
+  clue_work *whole, *split;
+  clue_minibatch *mb;
+  clue_csr *target[3];
+  clue_comm comm;
+} fixture;
+
+/* Position i of the minibatch has modality k when OBS[i][k]. */
+static const int OBS[ROWS][3] = {{1, 1, 1}, {1, 0, 1}, {0, 1, 1}, {1, 1, 0},
+                                 {1, 1, 1}, {0, 0, 1}, {1, 1, 1}};
+
+static void fill_rows(fixture *fx) {
+  clue_minibatch *mb = fx->mb;
+  const clue_model_spec *s = &fx->m->spec;
+  clue_rng r = clue_rng_stream(21, CLUE_RNG_TEST, 5, (uint64_t)fx->comm.rank);
+  memset(mb->n_obs, 0, sizeof mb->n_obs);
+  memset(mb->n_pair, 0, sizeof mb->n_pair);
+  mb->n_joint = ROWS;
+  for (int k = 0; k < 3; k++) {
+    clue_mod_rows *rows = &mb->mod[k];
+    rows->n = ROWS;
+    rows->target = fx->target[k];
+    for (int i = 0; i < ROWS; i++) {
+      rows->pos[i] = i;
+      rows->trow[i] = OBS[i][k] ? i : ROWS + (i + k) % (TARGET_ROWS - ROWS);
+      rows->batch[i] = (int32_t)((i + k) % 2);
+      for (int c = 0; c < s->enc_in[k]; c++)
+        rows->enc_in[i * s->enc_in[k] + c] = (real)clue_rng_normal(&r);
+    }
+  }
+  for (int i = 0; i < ROWS; i++) {
+    mb->joint_pos[i] = i;
+    mb->joint_batch[i] = (int32_t)(i % 2);
+    for (int k = 0; k < 3; k++) {
+      mb->joint_row[i * CLUE_K + k] = OBS[i][k] ? i : -1;
+      if (OBS[i][k]) mb->mod[k].batch[i] = mb->joint_batch[i];
+      mb->n_obs[k] += OBS[i][k];
+      for (int j = 0; j < 3; j++) mb->n_pair[k][j] += OBS[i][k] && OBS[i][j];
+    }
+  }
+}
+
+static int setup(void **state) {
+  fixture *fx = calloc(1, sizeof *fx);
+  clue_err err;
+  clue_model_spec s;
+  const char *names[3] = {"rna", "atac", "adt"};
+  clue_likelihood lik[3] = {CLUE_LIK_NB, CLUE_LIK_BERNOULLI, CLUE_LIK_NORMAL};
+  int enc_in[3] = {6, 5, 4}, n_feat[3] = {45, 37, 21};
+  tu_model_spec(&s, 3, names, lik, enc_in, n_feat, (clue_mlp_config){2, 9},
+                (clue_mlp_config){1, 7}, (clue_mlp_config){1, 5});
+  fx->comm = tu_world();
+  TU_OK(clue_model_new(&s, 17, &fx->m, &err), &err); /* the same weights on every rank */
+  TU_OK(clue_work_new(fx->m, ROWS, &fx->whole, &err), &err);
+  TU_OK(clue_work_new(fx->m, ROWS, &fx->split, &err), &err);
+  TU_OK(clue_work_split_outputs(fx->split, fx->m, &fx->comm, ROWS * fx->comm.size, &err),
+        &err);
+  TU_OK(clue_minibatch_new(3, enc_in, ROWS, &fx->mb, &err), &err);
+  for (int k = 0; k < 3; k++)
+    fx->target[k] = tu_random_targets(lik[k], TARGET_ROWS, n_feat[k],
+                                      (uint64_t)(40 + 3 * fx->comm.rank + k), 9);
+  fill_rows(fx);
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *fx = *state;
+  for (int k = 0; k < 3; k++) clue_csr_free(fx->target[k]);
+  clue_minibatch_free(fx->mb);
+  clue_work_free(fx->split);
+  clue_work_free(fx->whole);
+  clue_model_free(fx->m);
+  free(fx);
+  return 0;
+}
+
+static clue_loss_weights all_terms(void) {
+  clue_loss_weights w;
+  memset(&w, 0, sizeof w);
+  w.data = 1;
+  w.kl = 0.5;
+  w.align = 0.2;
+  w.cross = 1;
+  w.real_cross = 0.7;
+  w.cos = 0.3;
+  for (int k = 0; k < CLUE_K; k++) w.mod_weight[k] = 1.0 + 0.25 * k;
+  return w;
+}
+
+/* One generator step through w; the gradients (this rank's) into g. */
+static clue_losses step(fixture *fx, clue_work *w, bool train, real *g) {
+  clue_err err;
+  clue_losses l;
+  clue_loss_weights lw = all_terms();
+  clue_pass p = {.seed = 5, .pass = 3, .disc_noise = 0, .train = train};
+  TU_OK(clue_model_g_step(fx->m, w, fx->mb, &lw, &p, &fx->comm, &l, &err), &err);
+  memcpy(g, fx->m->gen.g, (size_t)fx->m->gen.n * sizeof(real));
+  return l;
+}
+
+static void assert_close(double a, double b, double scale, const char *what) {
+  if (fabs(a - b) <= 1e-10 * scale + 1e-300) return;
+  print_error("%s: split %.17g, whole %.17g\n", what, a, b);
+  fail();
+}
+
+static void test_split_matches_whole(void **state) {
+  fixture *fx = *state;
+  clue_model *m = fx->m;
+  const clue_arena *a = &m->gen;
+  int P = fx->comm.size, r = fx->comm.rank;
+  assert_true(clue_work_outputs_split(fx->split) == (P > 1));
+  real *gw = malloc((size_t)a->n * sizeof(real)), *gs = malloc((size_t)a->n * sizeof(real));
+  for (int train = 1; train >= 0; train--) {
+    clue_losses lw = step(fx, fx->whole, train, gw);
+    clue_losses ls = step(fx, fx->split, train, gs);
+    assert_close(ls.gen, lw.gen, fabs(lw.gen), "generator loss");
+    for (int k = 0; k < 3; k++) {
+      assert_close(ls.nll[k], lw.nll[k], fabs(lw.nll[k]), "self NLL");
+      assert_close(ls.joint_cross[k], lw.joint_cross[k], fabs(lw.joint_cross[k]), "cross NLL");
+      assert_close(ls.real_cross[k], lw.real_cross[k], fabs(lw.real_cross[k]), "real cross");
+    }
+    if (!train) break;
+    /* this rank's rows of the split layers only */
+    for (int k = 0; k < 3; k++) {
+      int F = m->spec.n_feat[k], f0 = clue_out_slice_begin(F, P, r),
+          f1 = clue_out_slice_begin(F, P, r + 1), in = m->dec_loc[k].in;
+      const real *dw = gs + a->t[m->dec_loc[k].w].offset;
+      const real *db = gs + a->t[m->dec_loc[k].b].offset;
+      int64_t outside = 0;
+      for (int f = 0; f < F; f++) {
+        if (P > 1 && f >= f0 && f < f1) continue;
+        outside += db[f] != 0 && P > 1;
+        for (int c = 0; c < in; c++) outside += dw[(int64_t)f * in + c] != 0 && P > 1;
+      }
+      assert_int_equal(outside, 0);
+    }
+    clue_comm_sum_double(&fx->comm, (double *)gw, (size_t)a->n);
+    clue_comm_sum_double(&fx->comm, (double *)gs, (size_t)a->n);
+    int64_t nonzero = 0;
+    for (int t = 0; t < a->n_tensors; t++) {
+      int64_t off = a->t[t].offset, size = clue_arena_size(a, t);
+      double scale = 0;
+      for (int64_t i = 0; i < size; i++) scale = fmax(scale, fabs(gw[off + i]));
+      for (int64_t i = 0; i < size; i++) {
+        char what[160];
+        snprintf(what, sizeof what, "gradient of %s[%lld]", a->t[t].name, (long long)i);
+        assert_close(gs[off + i], gw[off + i], scale, what);
+        nonzero += gw[off + i] != 0;
+      }
+    }
+    assert_true(nonzero > a->n / 2); /* the comparison is not of zeros */
+  }
+  free(gw);
+  free(gs);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_split_matches_whole, setup, teardown),
+  };
+  return TU_RUN(tests);
+}
