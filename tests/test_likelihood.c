@@ -420,6 +420,95 @@ static void test_gradients_float(void **state) {
   }
 }
 
+/* ---- column ranges ---- */
+
+/* Columns [f0, f1) of the CSR's rows, counted from f0. */
+static clue_csr *csr_columns(const clue_csr *t, int f0, int f1) {
+  clue_err err;
+  clue_csr *c = clue_csr_new(t->n_rows, f1 - f0, t->indptr[t->n_rows] + 1, &err);
+  int64_t at = 0;
+  for (int64_t r = 0; r < t->n_rows; r++) {
+    for (int64_t j = t->indptr[r]; j < t->indptr[r + 1]; j++)
+      if (t->indices[j] >= f0 && t->indices[j] < f1) {
+        c->indices[at] = t->indices[j] - f0;
+        c->data[at++] = t->data[j];
+      }
+    c->indptr[r + 1] = at;
+  }
+  return c;
+}
+
+/* nn_lik_nll_cols over the pieces [0, a), [a, b), [b, F) of the features (a, b
+ * multiples of 16, as the slices of clue_out_slice_begin) adds up to
+ * nn_lik_nll: row sums up to the order of float sums, every gradient entry to
+ * 1e-6 (the same operations on the same inputs; only whether a value goes
+ * through a vector lane or the scalar remainder, which may round a product
+ * differently, depends on where a row starts). NB refuses a partial range. */
+static void test_column_ranges(void **state) {
+  (void)state;
+  for (int lik = CLUE_LIK_NB; lik <= CLUE_LIK_NORMAL; lik++) {
+    prob p;
+    int n = 9, F = 53, cut[4] = {0, 16, 48, 53}; /* slices start on blocks of 16 */
+    make_prob(&p, (clue_likelihood)lik, T_MIXED, n, F, 90 + lik);
+    clue_err err;
+    nn_lik_terms t;
+    TU_OK(nn_lik_terms_new(p.lik, F, p.nb, &t, &err), &err);
+    nn_lik_terms_update(&t, p.scale, p.disp);
+    size_t nf = (size_t)n * F, bf = (size_t)p.nb * F;
+    nn_lik_grad gw = {.coef = 0.5f}, gp = {.coef = 0.5f};
+    gw.dloc = calloc(nf, sizeof(float));
+    gw.dscale = calloc(bf, sizeof(float));
+    gw.dbias = calloc(bf, sizeof(float));
+    gw.ddisp = calloc(bf, sizeof(float));
+    gp.dscale = calloc(bf, sizeof(float));
+    gp.dbias = calloc(bf, sizeof(float));
+    gp.ddisp = calloc(bf, sizeof(float));
+    double *row_w = calloc((size_t)n, sizeof(double)), *row_p = calloc((size_t)n, sizeof(double));
+    const float *lib = lik == CLUE_LIK_NB ? p.lib : NULL;
+    nn_lik_nll(&t, p.loc, p.bias, n, p.batch, lib, p.target, p.rows, &gw, row_w);
+    if (lik == CLUE_LIK_NB) {
+      assert_true(isnan(nn_lik_nll_cols(&t, 0, 16, p.loc, p.bias, n, p.batch, lib, p.target,
+                                        p.rows, NULL, NULL)));
+    } else {
+      for (int piece = 0; piece < 3; piece++) {
+        int f0 = cut[piece], f1 = cut[piece + 1], W = f1 - f0;
+        float *loc = malloc(sizeof(float) * (size_t)n * W);
+        gp.dloc = malloc(sizeof(float) * (size_t)n * W);
+        for (int i = 0; i < n; i++)
+          memcpy(loc + (size_t)i * W, p.loc + (size_t)i * F + f0, sizeof(float) * (size_t)W);
+        clue_csr *tc = csr_columns(p.target, f0, f1);
+        double part[16];
+        nn_lik_nll_cols(&t, f0, f1, loc, p.bias, n, p.batch, lib, tc, p.rows, &gp, part);
+        for (int i = 0; i < n; i++) {
+          row_p[i] += part[i];
+          for (int f = 0; f < W; f++)
+            TU_CLOSE(gp.dloc[(size_t)i * W + f], gw.dloc[(size_t)i * F + f0 + f], 1e-6);
+        }
+        clue_csr_free(tc);
+        free(loc);
+        free(gp.dloc);
+      }
+      for (int i = 0; i < n; i++) TU_CLOSE(row_p[i], row_w[i], 1e-6);
+      for (size_t q = 0; q < bf; q++) {
+        TU_CLOSE(gp.dscale[q], gw.dscale[q], 1e-6);
+        TU_CLOSE(gp.dbias[q], gw.dbias[q], 1e-6);
+        TU_CLOSE(gp.ddisp[q], gw.ddisp[q], 1e-6);
+      }
+    }
+    free(gw.dloc);
+    free(gw.dscale);
+    free(gw.dbias);
+    free(gw.ddisp);
+    free(gp.dscale);
+    free(gp.dbias);
+    free(gp.ddisp);
+    free(row_w);
+    free(row_p);
+    nn_lik_terms_free(&t);
+    free_prob(&p);
+  }
+}
+
 /* ---- digamma ---- */
 
 /* ψ in long double: recurrence up to x ≥ 40, then the asymptotic series to the
@@ -510,7 +599,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_hand_values),      cmocka_unit_test(test_nb_values),
       cmocka_unit_test(test_bernoulli_values), cmocka_unit_test(test_normal_values),
       cmocka_unit_test(test_gradients_float),  cmocka_unit_test(test_digamma_constants),
-      cmocka_unit_test(test_digamma_reference),
+      cmocka_unit_test(test_digamma_reference), cmocka_unit_test(test_column_ranges),
   };
   return TU_RUN(tests);
 }

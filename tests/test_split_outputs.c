@@ -11,7 +11,10 @@
  * give the losses and, summed over the ranks, the parameter gradients of the
  * same step through a work whose layers are whole, but for the order of
  * floating-point sums (float64: relative 1e-10 of each tensor's largest entry);
- * each rank writes only its own rows of the split layers' gradients. */
+ * each rank writes only its own rows of the split layers' gradients. Both ways
+ * of a split layer run: NB and Normal move the output-layer values of the rows
+ * between ranks, Bernoulli moves their targets (its likelihood runs on every
+ * rank's rows for this rank's features). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +83,9 @@ static int setup(void **state) {
   fx->comm = tu_world();
   TU_OK(clue_model_new(&s, 17, &fx->m, &err), &err); /* the same weights on every rank */
   TU_OK(clue_work_new(fx->m, ROWS, &fx->whole, &err), &err);
-  TU_OK(clue_work_new(fx->m, ROWS, &fx->split, &err), &err);
+  /* as clue train: room for the global batch, so that the Bernoulli decoder's
+   * likelihood runs on this rank's features of every rank's rows */
+  TU_OK(clue_work_new(fx->m, ROWS * fx->comm.size, &fx->split, &err), &err);
   TU_OK(clue_work_split_outputs(fx->split, fx->m, &fx->comm, ROWS * fx->comm.size, &err),
         &err);
   TU_OK(clue_minibatch_new(3, enc_in, ROWS, &fx->mb, &err), &err);
@@ -139,6 +144,8 @@ static void test_split_matches_whole(void **state) {
   const clue_arena *a = &m->gen;
   int P = fx->comm.size, r = fx->comm.rank;
   assert_true(clue_work_outputs_split(fx->split) == (P > 1));
+  for (int k = 0; k < 3; k++) /* rows exchanged (NB, Normal) or targets (Bernoulli) */
+    assert_true(clue_work_output_local(fx->split, k) == (P > 1 && k == 1));
   real *gw = malloc((size_t)a->n * sizeof(real)), *gs = malloc((size_t)a->n * sizeof(real));
   for (int train = 1; train >= 0; train--) {
     clue_losses lw = step(fx, fx->whole, train, gw);

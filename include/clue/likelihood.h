@@ -73,6 +73,16 @@ double nn_lik_nll(const nn_lik_terms *t, const real *loc, const real *bias, int 
                   const int32_t *batch, const real *lib, const clue_csr *target,
                   const int64_t *rows, nn_lik_grad *g, double *row_nll);
 
+/* nn_lik_nll over features [f0, f1) only, for the likelihoods whose features
+ * are independent (Bernoulli, Normal; NB, whose softmax spans every feature of
+ * a row, returns NaN unless [f0, f1) = [0, F)): loc and g->dloc are n × (f1 −
+ * f0), the target's column indices count from f0 (in [0, f1 − f0)), and the
+ * per-(feature, batch) gradients (nb × F) receive columns [f0, f1). */
+double nn_lik_nll_cols(const nn_lik_terms *t, int f0, int f1, const real *loc,
+                       const real *bias, int n, const int32_t *batch, const real *lib,
+                       const clue_csr *target, const int64_t *rows, nn_lik_grad *g,
+                       double *row_nll);
+
 /* ψ(x) for x > 0, to double precision. */
 double nn_digamma(double x);
 

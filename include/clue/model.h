@@ -148,6 +148,12 @@ static inline int clue_out_slice_begin(int64_t F, int P, int q) {
 /* Whether clue_work_split_outputs split the output layers. */
 bool clue_work_outputs_split(const clue_work *w);
 
+/* Whether decoder k's split output layer also runs its likelihood on this
+ * rank's features of every rank's rows (Bernoulli: features independent), so
+ * that only the rows' sparse targets cross between ranks; otherwise the layer's
+ * values and gradients of each rank's rows cross. */
+bool clue_work_output_local(const clue_work *w, int k);
+
 /* Collective. Discriminator step: encoders forward, discriminator loss × λ_align;
  * gradients in m->disc.g (local sums; the caller reduces and steps). Fills
  * losses->dsc. */

@@ -47,21 +47,124 @@ static void sync_slots(const out_split *s) {
   clue_prof_pop();
 }
 
-/* Forward: every rank's stack outputs into h_all (rank after rank), this rank's
- * features of all those rows into its region B, then this rank's rows of every
- * rank's features into loc (rows × F). */
-static bool split_forward(clue_model *m, dec_work *dw, out_split *s, int k, int64_t rows,
-                          int hw) {
+/* ---- targets of a local-likelihood decoder, through region B ----
+ *
+ * Region B of a slot then holds, from its start: dest[P + 1] (byte offsets of the
+ * blocks below), coef[DEC_APPS] (each application's gradient scale), then per
+ * row its batch and its application (int32 each), then one block per rank q
+ * with the rows' targets in q's features: indptr (rows + 1, int64), column
+ * indices counted from q's first feature (int32), values (float). */
+
+static int64_t up8(int64_t x) { return (x + 7) / 8 * 8; }
+
+/* Rank owning feature f of F split over P ranks. */
+static int feat_owner(int64_t F, int P, int f) {
+  int lo = 0, hi = P - 1;
+  while (lo < hi) { /* the last q with feat_begin(q) <= f */
+    int mid = (lo + hi + 1) / 2;
+    if (feat_begin(F, P, mid) <= f) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+typedef struct row_meta {
+  int64_t *dest;
+  real *coef;
+  int32_t *batch, *app;
+} row_meta;
+
+static row_meta meta_at(char *b, int P, int64_t rows) {
+  row_meta m;
+  m.dest = (int64_t *)b;
+  m.coef = (real *)(b + up8((int64_t)(P + 1) * 8));
+  m.batch = (int32_t *)((char *)m.coef + up8((int64_t)DEC_APPS * sizeof(real)));
+  m.app = m.batch + rows;
+  return m;
+}
+
+/* Block q of region B (rows rows): its indptr, indices and values. */
+static void block_at(char *b, const row_meta *m, int q, int64_t rows, int64_t **ip,
+                     int32_t **idx, float **val) {
+  *ip = (int64_t *)(b + m->dest[q]);
+  *idx = (int32_t *)(*ip + rows + 1);
+  int64_t idx_bytes = (m->dest[q + 1] - m->dest[q] - (rows + 1) * 8) / 2; /* = the values' */
+  *val = (float *)((char *)*idx + idx_bytes);
+}
+
+/* Writes this run's rows' targets into region B of this rank's slot; false
+ * (nothing written) when they do not fit in max_bytes. */
+static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int64_t F,
+                        int64_t rows, int64_t max_bytes) {
+  char *b = slot(s, s->r) + s->b_off;
+  int P = s->P;
+  int64_t *nnz = s->nnz;
+  memset(nnz, 0, (size_t)P * sizeof *nnz);
+  for (int i = 0; i < n_apps; i++) {
+    const dec_app *a = &dw->app[i];
+    for (int j = 0; j < a->n; j++)
+      for (int64_t e = a->target->indptr[a->trow[j]]; e < a->target->indptr[a->trow[j] + 1]; e++)
+        nnz[feat_owner(F, P, a->target->indices[e])]++;
+  }
+  row_meta m = meta_at(b, P, rows);
+  int64_t at = (char *)(m.app + rows) - b;
+  for (int q = 0; q < P; q++) {
+    m.dest[q] = at = up8(at);
+    at += (rows + 1) * 8 + 2 * up8(nnz[q] * 4);
+  }
+  m.dest[P] = at;
+  if (at > max_bytes) return false;
+  int64_t r = 0;
+  for (int q = 0; q < P; q++) ((int64_t *)(b + m.dest[q]))[0] = nnz[q] = 0;
+  for (int i = 0; i < n_apps; i++) {
+    const dec_app *a = &dw->app[i];
+    m.coef[i] = a->coef;
+    for (int j = 0; j < a->n; j++, r++) {
+      m.batch[r] = a->batch[j];
+      m.app[r] = i;
+      for (int64_t e = a->target->indptr[a->trow[j]]; e < a->target->indptr[a->trow[j] + 1];
+           e++) {
+        int f = a->target->indices[e], q = feat_owner(F, P, f);
+        int64_t *ip;
+        int32_t *idx;
+        float *val;
+        block_at(b, &m, q, rows, &ip, &idx, &val);
+        idx[nnz[q]] = f - feat_begin(F, P, q);
+        val[nnz[q]++] = a->target->data[e];
+      }
+      for (int q = 0; q < P; q++) ((int64_t *)(b + m.dest[q]))[r + 1] = nnz[q];
+    }
+  }
+  return true;
+}
+
+/* Forward: every rank's stack outputs into h_all (rank after rank), then the
+ * output layer for this rank's features of all those rows: with *local (every
+ * rank's targets fitted in its slot), into dw->loc (R × slice), the likelihood
+ * then running here on those rows (lik_local); otherwise into region B, and
+ * this rank's rows of every rank's features into dw->loc (rows × F). False
+ * (on every rank) when the rows exceed cap_rows: the caller runs the layer
+ * whole. */
+static bool split_forward(clue_model *m, dec_work *dw, int n_apps, out_split *s, int k,
+                          int64_t rows, int hw, bool *local) {
   int64_t F = m->spec.n_feat[k];
   char *me = slot(s, s->r);
   clue_prof_push(CLUE_PROF_XCHG);
-  *(int64_t *)me = rows;
+  int64_t *head = (int64_t *)me;
+  head[0] = rows;
+  head[1] = s->local[k] && rows <= s->cap_rows &&
+            put_targets(dw, n_apps, s, F, rows, clue_shm_bytes(s->shm) - s->b_off);
   if (rows <= s->cap_rows) memcpy(me + s->a_off, dw->h, (size_t)(rows * hw) * sizeof(real));
   sync_slots(s);
   s->row0[0] = 0;
-  for (int q = 0; q < s->P; q++) s->row0[q + 1] = s->row0[q] + *(const int64_t *)slot(s, q);
+  *local = s->local[k];
+  for (int q = 0; q < s->P; q++) {
+    const int64_t *hq = (const int64_t *)slot(s, q);
+    s->row0[q + 1] = s->row0[q] + hq[0];
+    *local = *local && hq[1];
+  }
   if (s->row0[s->P] > s->cap_rows) { /* more rows than promised: every rank sees it */
     clue_prof_pop();
+    sync_slots(s); /* the headers are read no more before the next run writes them */
     return false;
   }
   for (int q = 0; q < s->P; q++)
@@ -69,10 +172,11 @@ static bool split_forward(clue_model *m, dec_work *dw, out_split *s, int k, int6
            (size_t)((s->row0[q + 1] - s->row0[q]) * hw) * sizeof(real));
   clue_prof_pop();
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1);
-  nn_linear_forward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, (int)s->row0[s->P],
-                         (real *)(me + s->b_off));
-  clue_prof_push(CLUE_PROF_XCHG);
+  real *loc_s = *local ? dw->loc : (real *)(me + s->b_off);
+  nn_linear_forward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, (int)s->row0[s->P], loc_s);
+  if (*local) return true;
   sync_slots(s);
+  clue_prof_push(CLUE_PROF_XCHG);
   for (int q = 0; q < s->P; q++) {
     int g0 = feat_begin(F, s->P, q), width = feat_begin(F, s->P, q + 1) - g0;
     const real *src = (const real *)(slot(s, q) + s->b_off) + s->row0[s->r] * width;
@@ -83,28 +187,72 @@ static bool split_forward(clue_model *m, dec_work *dw, out_split *s, int k, int6
   return true;
 }
 
-/* Backward, after this rank's rows' dloc (rows × F) were written to its region
- * B: this rank's features of every rank's dloc into dloc_s, the weight gradient
- * of those features, the input-gradient partial sums (all rows) into region A,
- * and this rank's rows of their sum over the ranks (in rank order) into dh. */
+/* The likelihood of every rank's rows on this rank's features (dw->loc: R ×
+ * slice), reading their targets from the slots; each row's NLL counts in this
+ * rank's application of the same index (the ranks' sums then add up to every
+ * row's whole NLL). With grad: dw->dloc (R × slice) and the per-(feature, batch)
+ * gradients of this rank's features; the applications' dlib are zero. */
+static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *s, int k,
+                      bool grad) {
+  int64_t F = m->spec.n_feat[k];
+  int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
+  const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
+  for (int i = 0; i < n_apps; i++) {
+    dw->app[i].nll = 0;
+    if (grad) memset(dw->app[i].dlib, 0, (size_t)dw->app[i].n * sizeof(real));
+  }
+  for (int q = 0; q < s->P; q++) {
+    int64_t n = s->row0[q + 1] - s->row0[q];
+    char *b = slot(s, q) + s->b_off;
+    row_meta mq = meta_at(b, s->P, n);
+    int64_t *ip;
+    int32_t *idx;
+    float *val;
+    block_at(b, &mq, s->r, n, &ip, &idx, &val);
+    clue_csr t = {.n_rows = n, .n_cols = W, .indptr = ip, .indices = idx, .data = val};
+    for (int64_t i0 = 0, i1; i0 < n; i0 = i1) { /* runs of one application */
+      int app = mq.app[i0];
+      for (i1 = i0 + 1; i1 < n && mq.app[i1] == app; i1++) {}
+      int64_t r0 = s->row0[q] + i0;
+      nn_lik_grad g = {0};
+      if (grad) {
+        g.coef = mq.coef[app];
+        g.dloc = dw->dloc + r0 * W;
+        g.dscale = clue_arena_g(&m->gen, m->dec_scale[k]);
+        g.dbias = clue_arena_g(&m->gen, m->dec_bias[k]);
+        g.ddisp = clue_arena_g(&m->gen, m->dec_disp[k]);
+      }
+      dw->app[app].nll += nn_lik_nll_cols(&dw->terms, f0, f1, dw->loc + r0 * W, bias,
+                                          (int)(i1 - i0), mq.batch + i0, NULL, &t,
+                                          s->ident + i0, grad ? &g : NULL, NULL);
+    }
+  }
+}
+
+/* Backward: this rank's features of every rank's dloc into dloc_s (local: they
+ * are in dw->dloc already; else from the ranks' region B, where each wrote its
+ * rows' dloc), the weight gradient of those features, the input-gradient
+ * partial sums (all rows) into region A, and this rank's rows of their sum over
+ * the ranks (in rank order) into dh. */
 static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int64_t rows,
-                           int hw) {
+                           int hw, bool local) {
   int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), width = f1 - f0;
   char *me = slot(s, s->r);
+  sync_slots(s); /* every rank is done reading slots: region A may be written */
+  real *dloc_s = local ? dw->dloc : s->dloc_s;
   clue_prof_push(CLUE_PROF_XCHG);
-  sync_slots(s);
-  for (int q = 0; q < s->P; q++) {
+  for (int q = 0; q < s->P && !local; q++) {
     const real *src = (const real *)(slot(s, q) + s->b_off);
     for (int64_t i = s->row0[q]; i < s->row0[q + 1]; i++, src += F)
-      memcpy(s->dloc_s + i * width, src + f0, (size_t)width * sizeof(real));
+      memcpy(dloc_s + i * width, src + f0, (size_t)width * sizeof(real));
   }
   real *part = (real *)(me + s->a_off);
   memset(part, 0, (size_t)(R * hw) * sizeof(real));
   clue_prof_pop();
-  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, s->dloc_s, (int)R, part);
-  clue_prof_push(CLUE_PROF_XCHG);
+  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, dloc_s, (int)R, part);
   sync_slots(s);
+  clue_prof_push(CLUE_PROF_XCHG);
   int64_t n = rows * hw;
   memcpy(dw->dh, (const real *)(slot(s, 0) + s->a_off) + s->row0[s->r] * hw,
          (size_t)n * sizeof(real));
@@ -113,8 +261,8 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
     real *restrict dh = dw->dh;
     for (int64_t i = 0; i < n; i++) dh[i] += src[i];
   }
-  sync_slots(s); /* region A is read no more before it is written again */
   clue_prof_pop();
+  sync_slots(s); /* region A is read no more before it is written again */
 }
 
 /* ---- one run of a decoder ---- */
@@ -133,25 +281,29 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     rows += a->n;
   }
   out_split *s = &w->split;
-  bool split = s->shm && comm && comm->size == s->P;
+  bool split = s->shm && comm && comm->size == s->P, local = false;
   real *dloc = dw->dloc;
-  if (split) split = split_forward(m, dw, s, k, rows, hw);
-  if (split) {
-    if (grad) { /* region B becomes this rank's dloc once every rank has read it */
-      sync_slots(s);
-      dloc = (real *)(slot(s, s->r) + s->b_off);
-    }
-  } else {
-    nn_linear_forward(&m->gen, &m->dec_loc[k], dw->h, (int)rows, dw->loc);
+  if (split) split = split_forward(m, dw, n_apps, s, k, rows, hw, &local);
+  if (split && !local && grad) { /* region B becomes this rank's dloc once read */
+    sync_slots(s);
+    dloc = (real *)(slot(s, s->r) + s->b_off);
   }
+  if (!split) nn_linear_forward(&m->gen, &m->dec_loc[k], dw->h, (int)rows, dw->loc);
   int64_t row0 = 0;
-  for (int i = 0; i < n_apps; i++) {
-    dw->app[i].nll = app_nll(m, dw, k, &dw->app[i], row0, dloc, grad);
-    row0 += dw->app[i].n;
+  if (local) {
+    lik_local(m, dw, n_apps, s, k, grad);
+  } else {
+    for (int i = 0; i < n_apps; i++) {
+      dw->app[i].nll = app_nll(m, dw, k, &dw->app[i], row0, dloc, grad);
+      row0 += dw->app[i].n;
+    }
   }
-  if (!grad) return;
+  if (!grad) {
+    if (split) sync_slots(s); /* region B is read no more before the next run writes it */
+    return;
+  }
   if (split) {
-    split_backward(m, dw, s, k, rows, hw);
+    split_backward(m, dw, s, k, rows, hw, local);
   } else {
     memset(dw->dh, 0, (size_t)rows * hw * sizeof(real));
     nn_linear_backward(&m->gen, &m->dec_loc[k], dw->h, dw->dloc, (int)rows, dw->dh);

@@ -57,6 +57,13 @@ typedef struct out_split {
   real *dloc_s;       /* (cap_rows × max slice) dloc of every rank's rows, this
                          rank's features */
   int64_t *row0;      /* (P + 1) first row of each rank in the current run */
+  int64_t *ident;     /* (cap_rows) 0, 1, 2, ...: target rows of exchanged CSRs */
+  int64_t *nnz;       /* (P) scratch: targets per rank */
+  /* local[k]: decoder k's likelihood (Bernoulli: independent features) runs on
+   * this rank's features of every rank's rows, so that only the rows' sparse
+   * targets move, not their output-layer values; dw->loc and dw->dloc then
+   * hold cap_rows × slice. Region B carries the targets (see put_targets). */
+  bool local[CLUE_K];
 } out_split;
 
 struct clue_work {

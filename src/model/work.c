@@ -121,6 +121,8 @@ static void split_free(out_split *s) {
   free(s->h_all);
   free(s->dloc_s);
   free(s->row0);
+  free(s->ident);
+  free(s->nnz);
   memset(s, 0, sizeof *s);
 }
 
@@ -148,7 +150,9 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->h_all = clue_calloc((size_t)(cap * hw_max), sizeof(real), err);
   s->dloc_s = s->h_all ? clue_calloc((size_t)(cap * slice_max), sizeof(real), err) : NULL;
   s->row0 = s->dloc_s ? clue_calloc((size_t)P + 1, sizeof(int64_t), err) : NULL;
-  int rc = clue_comm_agree(comm, s->row0 ? CLUE_OK : CLUE_ENOMEM, err);
+  s->ident = s->row0 ? clue_calloc((size_t)cap, sizeof(int64_t), err) : NULL;
+  s->nnz = s->ident ? clue_calloc((size_t)P, sizeof(int64_t), err) : NULL;
+  int rc = clue_comm_agree(comm, s->nnz ? CLUE_OK : CLUE_ENOMEM, err);
   if (!rc) rc = clue_shm_new(comm, bytes, &s->shm, err);
   if (rc || !s->shm) {
     split_free(s);
@@ -157,10 +161,23 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->P = P;
   s->r = comm->rank;
   s->cap_rows = cap;
+  for (int64_t i = 0; i < cap; i++) s->ident[i] = i;
+  for (int k = 0; k < w->K; k++) {
+    int64_t F = m->spec.n_feat[k], slice = 0;
+    for (int q = 0; q < P; q++) {
+      int64_t width = feat_begin(F, P, q + 1) - feat_begin(F, P, q);
+      slice = width > slice ? width : slice;
+    }
+    s->local[k] = m->spec.lik[k] == CLUE_LIK_BERNOULLI && cap * slice <= mine * F;
+  }
   return CLUE_OK;
 }
 
 bool clue_work_outputs_split(const clue_work *w) { return w->split.shm != NULL; }
+
+bool clue_work_output_local(const clue_work *w, int k) {
+  return w->split.shm != NULL && k >= 0 && k < w->K && w->split.local[k];
+}
 
 void clue_work_free(clue_work *w) {
   if (!w) return;

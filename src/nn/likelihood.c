@@ -351,10 +351,9 @@ static double bern_plain(int F, const real *restrict sp, const real *restrict lo
 /* Fused when every output is present: NLL and gradients in one pass, then the
  * nonzeros correct what a zero target contributed. */
 static double bernoulli_row(const nn_lik_terms *t, const real *loc, const real *bias_b,
-                            int b, const int32_t *idx, const float *val, int64_t nnz,
-                            const nn_lik_grad *g, row_out *out) {
-  int F = t->F;
-  const real *sp = t->sp + (int64_t)b * F, *dsp = t->dsp + (int64_t)b * F;
+                            int64_t o, int F, const int32_t *idx, const float *val,
+                            int64_t nnz, const nn_lik_grad *g, row_out *out) {
+  const real *sp = t->sp + o, *dsp = t->dsp + o;
   real *dloc = out->dloc, *ds = out->ds, *db = out->db;
   bool fused = g && dloc && ds && db;
   real c = g ? g->coef : 0;
@@ -381,13 +380,11 @@ static double bernoulli_row(const nn_lik_terms *t, const real *loc, const real *
 /* ---- Normal ---- */
 
 static double normal_row(const nn_lik_terms *t, const real *loc, const real *bias_b,
-                         int b, const int32_t *idx, const float *val, int64_t nnz,
-                         const nn_lik_grad *g, row_out *out) {
-  int F = t->F;
-  int64_t o = (int64_t)b * F;
+                         int64_t o, int F, const int32_t *idx, const float *val,
+                         int64_t nnz, const nn_lik_grad *g, row_out *out) {
   const real *sp = t->sp + o, *sd = t->theta + o, *lsd = t->log_theta + o;
   const real *dsd = t->dtheta + o;
-  real *x = t->work, *d = t->work + F;
+  real *x = t->work, *d = t->work + t->F; /* x stays zero outside the nonzeros */
   for (int64_t j = 0; j < nnz; j++) x[idx[j]] = (real)val[j];
   double nll = 0;
   for (int f = 0; f < F; f++) {
@@ -408,25 +405,34 @@ static double normal_row(const nn_lik_terms *t, const real *loc, const real *bia
 double nn_lik_nll(const nn_lik_terms *t, const real *loc, const real *bias, int n,
                   const int32_t *batch, const real *lib, const clue_csr *target,
                   const int64_t *rows, nn_lik_grad *g, double *row_nll) {
+  return nn_lik_nll_cols(t, 0, t->F, loc, bias, n, batch, lib, target, rows, g, row_nll);
+}
+
+double nn_lik_nll_cols(const nn_lik_terms *t, int f0, int f1, const real *loc,
+                       const real *bias, int n, const int32_t *batch, const real *lib,
+                       const clue_csr *target, const int64_t *rows, nn_lik_grad *g,
+                       double *row_nll) {
   double total = 0;
-  int F = t->F;
+  int F = t->F, W = f1 - f0;
+  if (t->lik == CLUE_LIK_NB && W != F) return NAN;
   clue_prof_push(CLUE_PROF_LIK);
   for (int i = 0; i < n; i++) {
     int b = batch[i];
-    const real *loc_i = loc + (int64_t)i * F;
-    const real *bias_b = bias + (int64_t)b * F;
+    int64_t o = (int64_t)b * F + f0; /* the row's batch, first column */
+    const real *loc_i = loc + (int64_t)i * W;
+    const real *bias_b = bias + o;
     int64_t s = target->indptr[rows[i]], e = target->indptr[rows[i] + 1];
     const int32_t *idx = target->indices + s;
     const float *val = target->data + s;
-    real *dloc_row = (g && g->dloc) ? g->dloc + (int64_t)i * F : NULL;
-    row_out out = row_outputs(g, (int64_t)b * F, dloc_row, (g && g->dlib) ? &g->dlib[i] : NULL);
+    real *dloc_row = (g && g->dloc) ? g->dloc + (int64_t)i * W : NULL;
+    row_out out = row_outputs(g, o, dloc_row, (g && g->dlib) ? &g->dlib[i] : NULL);
     double v;
     if (t->lik == CLUE_LIK_NB)
       v = nb_row(t, loc_i, bias_b, b, lib[i], idx, val, e - s, g, &out);
     else if (t->lik == CLUE_LIK_BERNOULLI)
-      v = bernoulli_row(t, loc_i, bias_b, b, idx, val, e - s, g, &out);
+      v = bernoulli_row(t, loc_i, bias_b, o, W, idx, val, e - s, g, &out);
     else
-      v = normal_row(t, loc_i, bias_b, b, idx, val, e - s, g, &out);
+      v = normal_row(t, loc_i, bias_b, o, W, idx, val, e - s, g, &out);
     if (row_nll) row_nll[i] = v;
     total += v;
   }
