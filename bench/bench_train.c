@@ -7,7 +7,7 @@
  *   OPENBLAS_NUM_THREADS=1 mpirun -np P bench_train [--shape multiome|cite|large]...
  *       [--steps N] [--warmup N] [--batch B] [--weak] [--batches NB] [--pool N]
  *       [--json FILE] [--md FILE] [--label TEXT] [--no-replay] [--mpi-allreduce]
- *       [--no-split]
+ *       [--no-split] [--per-rank]
  *   mpirun -np P bench_train --load CONFIG [--json FILE] [--md FILE]
  *   mpirun -np P bench_train --allreduce MB
  *
@@ -18,6 +18,7 @@
  * over the P ranks; --weak gives every rank B rows (global batch P·B). On one
  * node the decoders' output layers are split by features over the ranks, as in
  * clue train (clue_work_split_outputs); --no-split keeps them whole on each rank.
+ * --per-rank also prints each rank's split of the step.
  *
  * Figures: median wall seconds per step (slowest rank), cells/s (global rows of
  * the minibatch per second), GEMM flops of the step counted from the shapes
@@ -49,7 +50,7 @@ typedef struct bench_args {
   char shapes[MAX_SHAPES][32];
   int n_shapes;
   int steps, warmup, B, n_batches, pool;
-  bool weak, replay, mpi_allreduce, split;
+  bool weak, replay, mpi_allreduce, split, per_rank;
   const char *json, *md, *label, *load;
   double allreduce_mb; /* > 0: time an allreduce of this many MB of floats */
 } bench_args;
@@ -415,7 +416,23 @@ static double peak_mib(const clue_comm *c) {
   return m;
 }
 
-/* Runs warm-up + timed steps; fills the timing part of r. */
+/* Collective. Rank 0 prints every rank's split of the step (mean seconds per
+ * step and section), one line per rank: waiting at a collective shows up on the
+ * rank that was ahead. */
+static void print_rank_split(const clue_comm *c, const double *sec) {
+  double *all = c->rank == 0 ? calloc((size_t)c->size * CLUE_PROF_N, sizeof *all) : NULL;
+  MPI_Gather(sec, CLUE_PROF_N, MPI_DOUBLE, all, CLUE_PROF_N, MPI_DOUBLE, 0, c->comm);
+  if (c->rank != 0) return;
+  for (int q = 0; all && q < c->size; q++) {
+    printf("rank %d split:", q);
+    for (int i = 0; i < CLUE_PROF_N; i++)
+      if (all[q * CLUE_PROF_N + i] > 0)
+        printf(" %s %.4f", clue_prof_label(i), all[q * CLUE_PROF_N + i]);
+    printf("\n");
+  }
+  free(all);
+}
+
 /* Runs warm-up + timed steps; after each timed step (with a->replay) the step's
  * GEMMs alone, so that the step and its sgemm bound are sampled side by side on a
  * machine whose speed drifts. Fills the timing part of r. */
@@ -477,6 +494,7 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
     r->p90 = times[(a->steps * 9) / 10 < a->steps ? (a->steps * 9) / 10 : a->steps - 1];
     qsort(bounds, (size_t)a->steps, sizeof *bounds, cmp_double);
     r->bound = a->replay ? bounds[a->steps / 2] : 0;
+    if (a->per_rank) print_rank_split(c, r->sec);
     clue_comm_sum_double(c, r->sec, CLUE_PROF_N);
     for (int q = 0; q < CLUE_PROF_N; q++) r->sec[q] /= c->size;
     clue_comm_sum_double(c, &r->flops_run, 1);
@@ -781,6 +799,7 @@ static int parse(int argc, char **argv, bench_args *a) {
     if (!strcmp(o, "--no-replay")) { a->replay = false; continue; }
     if (!strcmp(o, "--mpi-allreduce")) { a->mpi_allreduce = true; continue; }
     if (!strcmp(o, "--no-split")) { a->split = false; continue; }
+    if (!strcmp(o, "--per-rank")) { a->per_rank = true; continue; }
     if (i + 1 >= argc) return -1;
     const char *v = argv[++i];
     if (!strcmp(o, "--shape") && a->n_shapes < MAX_SHAPES)
@@ -813,7 +832,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: bench_train [--shape multiome|cite|large]... [--steps N] "
                       "[--warmup N] [--batch B] [--weak] [--batches NB] [--pool N] "
                       "[--json FILE] [--md FILE] [--label TEXT] [--no-replay] "
-                      "[--mpi-allreduce] [--no-split] | "
+                      "[--mpi-allreduce] [--no-split] [--per-rank] | "
                       "--load CONFIG | --allreduce MB\n");
     MPI_Finalize();
     return 2;

@@ -132,6 +132,7 @@ run_steps() {
   concurrent multiome-2proc-B64 --shape multiome --steps "$ms" --batch 64 --no-replay
   pair multiome-2x1 2 1 --shape multiome --steps "$ms"
   bench multiome-2x1-mpi 2 1 --shape multiome --steps "$ms" --mpi-allreduce
+  bench multiome-2x1-nosplit 2 1 --shape multiome --steps "$ms" --no-split
   bench multiome-2x1-weak 2 1 --shape multiome --steps "$ms" --weak
   bench multiome-4x1-oversubscribed 4 1 --shape multiome --steps "$ms" --no-replay
   pair cite-1x1 1 1 --shape cite --steps "$cs"
@@ -139,6 +140,7 @@ run_steps() {
   pair large-1x1 1 1 --shape large --steps "$ls"
   bench large-1x2 1 2 --shape large --steps "$ls"
   bench large-2x1 2 1 --shape large --steps "$ls"
+  bench large-2x1-nosplit 2 1 --shape large --steps "$ls" --no-split
 
   # The gradient sums alone (multiome: 55.9 MB, large: 155.4 MB per step and rank).
   {
@@ -161,18 +163,21 @@ run_steps() {
     t12=$(step_of multiome-1x2); t4=$(step_of multiome-4x1-oversubscribed)
     t64=$(step_of multiome-1x1-B64); tm=$(step_of multiome-2x1-mpi)
     tc0=$(step_of multiome-2proc-B64-core0); tc1=$(step_of multiome-2proc-B64-core1)
-    awk -v t1="$t1" -v t2="$t2" -v tw="$tw" -v t12="$t12" -v t4="$t4" -v t64="$t64" -v tm="$tm" -v tc0="${tc0:-0}" -v tc1="${tc1:-0}" 'BEGIN {
+    tn=$(step_of multiome-2x1-nosplit)
+    awk -v t1="$t1" -v t2="$t2" -v tw="$tw" -v t12="$t12" -v t4="$t4" -v t64="$t64" -v tm="$tm" -v tn="$tn" -v tc0="${tc0:-0}" -v tc1="${tc1:-0}" 'BEGIN {
       printf "- strong scaling, 2 ranks x 1 thread vs 1 x 1: speed-up %.2fx, efficiency %.0f %%\n", t1 / t2, 100 * t1 / (2 * t2);
       printf "- the same with MPI_Allreduce for the gradient sums: speed-up %.2fx\n", t1 / tm;
-      printf "- one rank with half the batch (64 rows, the work of one of 2 ranks): %.3f s = %.2f of the 128-row step (the bound on the 2-rank speed-up without communication: %.2fx)\n", t64, t64 / t1, t1 / t64;
+      printf "- the same with whole output layers on each rank (--no-split, every layer on the rank'"'"'s own 64 rows): speed-up %.2fx\n", t1 / tn;
+      printf "- one rank with half the batch (64 rows, the work of one of 2 ranks without the split): %.3f s = %.2f of the 128-row step (the bound on the --no-split speed-up without communication: %.2fx)\n", t64, t64 / t1, t1 / t64;
       if (tc0 > 0) { tc = tc0 > tc1 ? tc0 : tc1;
-        printf "- two independent 64-row runs at once, one per core, no communication: %.3f s per step, %.2f of the 64-row step alone (the contention of the two cores); the bound on the 2-rank speed-up on this machine: %.2fx\n", tc, tc / t64, t1 / tc }
+        printf "- two independent 64-row runs at once, one per core, no communication: %.3f s per step, %.2f of the 64-row step alone (the contention of the two cores); the bound on the --no-split speed-up on this machine: %.2fx\n", tc, tc / t64, t1 / tc }
       printf "- 1 rank x 2 OpenBLAS threads vs 1 x 1: speed-up %.2fx\n", t1 / t12;
       printf "- weak scaling (128 rows per rank), 2 ranks: efficiency %.0f %%\n", 100 * t1 / tw;
       printf "- 4 ranks oversubscribed on %d cores (strong): speed-up %.2fx (not a scaling figure)\n", '"$cores"', t1 / t4 }'
     lt1=$(step_of large-1x1); lt2=$(step_of large-2x1); lt12=$(step_of large-1x2)
-    awk -v t1="$lt1" -v t2="$lt2" -v t12="$lt12" 'BEGIN {
-      printf "- large: 2 ranks speed-up %.2fx (efficiency %.0f %%), 1 rank x 2 threads %.2fx\n", t1 / t2, 100 * t1 / (2 * t2), t1 / t12 }'
+    ltn=$(step_of large-2x1-nosplit)
+    awk -v t1="$lt1" -v t2="$lt2" -v t12="$lt12" -v tn="$ltn" 'BEGIN {
+      printf "- large: 2 ranks speed-up %.2fx (efficiency %.0f %%; --no-split %.2fx), 1 rank x 2 threads %.2fx\n", t1 / t2, 100 * t1 / (2 * t2), t1 / tn, t1 / t12 }'
     ct1=$(step_of cite-1x1); ct2=$(step_of cite-2x1)
     awk -v t1="$ct1" -v t2="$ct2" 'BEGIN { printf "- cite: 2 ranks speed-up %.2fx\n", t1 / t2 }'
     if [ -n "$before" ]; then

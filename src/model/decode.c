@@ -105,14 +105,16 @@ static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int6
       for (int64_t e = a->target->indptr[a->trow[j]]; e < a->target->indptr[a->trow[j] + 1]; e++)
         nnz[feat_owner(F, P, a->target->indices[e])]++;
   }
-  row_meta m = meta_at(b, P, rows);
+  row_meta m = meta_at(b, P, rows); /* its pointers only: nothing written yet */
   int64_t at = (char *)(m.app + rows) - b;
+  for (int q = 0; q < P; q++) at = up8(at) + (rows + 1) * 8 + 2 * up8(nnz[q] * 4);
+  if (at > max_bytes) return false;
+  at = (char *)(m.app + rows) - b;
   for (int q = 0; q < P; q++) {
     m.dest[q] = at = up8(at);
     at += (rows + 1) * 8 + 2 * up8(nnz[q] * 4);
   }
   m.dest[P] = at;
-  if (at > max_bytes) return false;
   int64_t r = 0;
   for (int q = 0; q < P; q++) ((int64_t *)(b + m.dest[q]))[0] = nnz[q] = 0;
   for (int i = 0; i < n_apps; i++) {
