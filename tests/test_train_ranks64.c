@@ -24,7 +24,23 @@ static void test_one_step_float64(void **state) {
   tr_compare_ranks(data, "one_step64", "train.max_steps=1", 1, 1e-6, KEYS, N_KEYS);
 }
 
+/* The Multiome config: an NB decoder (RNA) and a Bernoulli one (ATAC), whose split
+ * output layers take the two ways of clue_work_split_outputs. */
+static const char *KEYS_MULTIOME[] = {"gen",         "dsc",      "nll_rna",
+                                      "nll_atac",    "kl_rna",   "kl_atac",
+                                      "cos",         "joint_cross_rna", "joint_cross_atac"};
+#define N_KEYS_MULTIOME ((int)(sizeof KEYS_MULTIOME / sizeof KEYS_MULTIOME[0]))
+
+static void test_one_step_multiome_float64(void **state) {
+  (void)state;
+  const char *data = tu_shared_dataset("bmmc_multiome_500");
+  if (!data) skip();
+  tr_compare_ranks_config("multiome", "atac", data, "one_step_multiome64", "train.max_steps=1",
+                          1, 1e-6, KEYS_MULTIOME, N_KEYS_MULTIOME);
+}
+
 int main(int argc, char **argv) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_one_step_float64)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_one_step_float64),
+                                     cmocka_unit_test(test_one_step_multiome_float64)};
   return TU_RUN(tests);
 }

@@ -68,11 +68,13 @@ static inline int tr_log_epochs(const char *dir) {
   return n;
 }
 
-/* Trains the cite config on data, limited by the `limit` assignment. */
-static inline void tr_run(const char *data, const char *dir, const char *limit, const clue_comm *comm) {
+/* Trains configs/<config>.yaml (modalities rna and `second`) on data, limited by
+ * the `limit` assignment. */
+static inline void tr_run_config(const char *config, const char *second, const char *data,
+                                 const char *dir, const char *limit, const clue_comm *comm) {
   clue_config cfg;
   clue_err err;
-  tr_config(&cfg, "cite", data, "adt", dir);
+  tr_config(&cfg, config, data, second, dir);
   TU_OK(clue_config_set(&cfg, limit, &err), &err);
   TU_OK(clue_config_set(&cfg, "train.batch_size=64", &err), &err);
   TU_OK(clue_config_validate(&cfg, &err), &err);
@@ -81,20 +83,28 @@ static inline void tr_run(const char *data, const char *dir, const char *limit, 
   TU_OK(clue_train_run(&cfg, &o, comm, &err), &err);
 }
 
-/* Trains on rank 0 alone, then on every rank, and asserts (on rank 0) that the
- * logged losses `keys` of both runs agree to a relative tol. */
-static inline void tr_compare_ranks(const char *data, const char *name, const char *limit,
-                             int epochs, double tol, const char *const *keys, int n_keys) {
+/* Trains the cite config on data, limited by the `limit` assignment. */
+static inline void tr_run(const char *data, const char *dir, const char *limit,
+                          const clue_comm *comm) {
+  tr_run_config("cite", "adt", data, dir, limit, comm);
+}
+
+/* Trains configs/<config>.yaml on rank 0 alone, then on every rank, and asserts
+ * (on rank 0) that the logged losses `keys` of both runs agree to a relative tol. */
+static inline void tr_compare_ranks_config(const char *config, const char *second,
+                                           const char *data, const char *name,
+                                           const char *limit, int epochs, double tol,
+                                           const char *const *keys, int n_keys) {
   clue_comm world = clue_comm_world();
   char one[4200], many[4200];
   snprintf(one, sizeof one, "%s_one", tu_path(name));
   snprintf(many, sizeof many, "%s_all", tu_path(name));
   if (world.rank == 0) {
     clue_comm self = clue_comm_self();
-    tr_run(data, one, limit, &self);
+    tr_run_config(config, second, data, one, limit, &self);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  tr_run(data, many, limit, &world);
+  tr_run_config(config, second, data, many, limit, &world);
   if (world.rank != 0) return;
   assert_int_equal(tr_log_epochs(one), epochs);
   assert_int_equal(tr_log_epochs(many), epochs);
@@ -113,6 +123,13 @@ static inline void tr_compare_ranks(const char *data, const char *name, const ch
       }
   print_message("  %s: %d ranks vs 1: largest relative difference %.2e (tolerance %.0e)\n",
                 name, world.size, worst, tol);
+}
+
+/* tr_compare_ranks_config with the cite config (modalities rna and adt). */
+static inline void tr_compare_ranks(const char *data, const char *name, const char *limit,
+                                    int epochs, double tol, const char *const *keys,
+                                    int n_keys) {
+  tr_compare_ranks_config("cite", "adt", data, name, limit, epochs, tol, keys, n_keys);
 }
 
 #endif
