@@ -52,14 +52,16 @@ for t in "${tests[@]}"; do
   echo "   test exit status $?"
   summary "$t"
 done
-# the program: simulate, train two epochs, embed
+# the program: simulate (RNA and ADT: NB; ATAC: Bernoulli, so that both ways of
+# the split output layers run), train two epochs, embed
 w="$build/tmp/vg_program"
 rm -rf "$w"; mkdir -p "$w"
-"$build/clue" simulate --out "$w/sim" --cells 300 --rna 100 --adt 10 --quiet >/dev/null
+"$build/clue" simulate --out "$w/sim" --cells 300 --rna 100 --atac 80 --adt 10 --quiet >/dev/null
 cat > "$w/c.yaml" <<YAML
 data:
   modalities:
     rna: {file: $w/sim/rna.h5ad, n_components: 10}
+    atac: {file: $w/sim/atac.h5ad, likelihood: bernoulli, preprocess: lsi, n_components: 8}
     adt: {file: $w/sim/adt.h5ad, n_components: 5}
   batch_key: batch
 model: {latent_dim: 4, encoder: {depth: 1, width: 16}, decoder: {depth: 1, width: 16},
