@@ -55,11 +55,22 @@ diff <(numbers "$tmp/ref") <(numbers "$tmp/term") >/dev/null || {
   diff <(numbers "$tmp/ref") <(numbers "$tmp/term") | head -5; fail "SIGTERM + resume differs from the uninterrupted run"; }
 echo "ok: SIGTERM -> checkpoint, exit 75, resume identical"
 
-# 2. SIGKILL at random moments until the run finishes
+# 2. SIGKILL at random moments until the run finishes. Each restart is killed at a
+# random moment within about two epochs after it logged a new epoch (so that
+# every restart makes progress and the kills land mid-step, mid-epoch or
+# mid-checkpoint whatever the speed of the machine), or during its start when
+# the random moment comes first.
 kills=0
+epochs_in() { [ -f "$1/log.jsonl" ] && wc -l < "$1/log.jsonl" || echo 0; }
 for attempt in $(seq 1 30); do
+  done_epochs=$(epochs_in "$tmp/kill")
   train "$tmp/kill" 2 --resume & job=$!
-  sleep "$(awk -v s="$attempt" 'BEGIN{srand(s); printf "%.2f", 0.3 + 2.2*rand()}')"
+  if [ $((attempt % 4)) -eq 0 ]; then # now and then, during the start
+    sleep "$(awk -v s="$attempt" 'BEGIN{srand(s); printf "%.2f", 0.1 + 0.5*rand()}')"
+  else
+    wait_epochs "$tmp/kill" $((done_epochs + 1))
+    sleep "$(awk -v s="$attempt" 'BEGIN{srand(s); printf "%.3f", 0.3*rand()}')"
+  fi
   if kill -0 "$job" 2>/dev/null; then
     for p in $(rank_pids "$tmp/kill"); do kill -KILL "$p" 2>/dev/null; done
     wait "$job" 2>/dev/null

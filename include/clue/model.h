@@ -129,7 +129,8 @@ void clue_work_free(clue_work *w);
  * every rank's rows for its slice of features, so its GEMMs have all the rows
  * of the step and read and write a 1/P share of the weights and their
  * gradients; rows cross between ranks through the window. rows_global bounds
- * the rows of one application of a decoder over all ranks (the global batch).
+ * the rows of one application of a decoder over all ranks (the global batch),
+ * and ⌈rows_global / P⌉ those on one rank (a run beyond either gives NaN losses).
  * The results are those of the unsplit layer but for the order of
  * floating-point sums; the weight gradient of the layer is written only in this
  * rank's rows of it (the ranks' sum is the whole gradient). On one rank or

@@ -2,6 +2,7 @@
  * output layer over their stacked rows (whole on each rank, or split by
  * features over the ranks of a node: see out_split), likelihood per
  * application, backward. */
+#include <math.h>
 #include <string.h>
 
 #include "clue/prof.h"
@@ -144,18 +145,18 @@ static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int6
  * rank's targets fitted in its slot), into dw->loc (R × slice), the likelihood
  * then running here on those rows (lik_local); otherwise into region B, and
  * this rank's rows of every rank's features into dw->loc (rows × F). False
- * (on every rank) when the rows exceed cap_rows: the caller runs the layer
- * whole. */
+ * (on every rank) when a rank's rows exceed cap_own or all rows cap_rows. */
 static bool split_forward(clue_model *m, dec_work *dw, int n_apps, out_split *s, int k,
                           int64_t rows, int hw, bool *local) {
   int64_t F = m->spec.n_feat[k];
   char *me = slot(s, s->r);
   clue_prof_push(CLUE_PROF_XCHG);
   int64_t *head = (int64_t *)me;
+  bool fits = rows <= s->cap_own;
   head[0] = rows;
-  head[1] = s->local[k] && rows <= s->cap_rows &&
+  head[1] = fits && s->local[k] &&
             put_targets(dw, n_apps, s, F, rows, clue_shm_bytes(s->shm) - s->b_off);
-  if (rows <= s->cap_rows) memcpy(me + s->a_off, dw->h, (size_t)(rows * hw) * sizeof(real));
+  if (fits) memcpy(me + s->a_off, dw->h, (size_t)(rows * hw) * sizeof(real));
   sync_slots(s);
   s->row0[0] = 0;
   *local = s->local[k];
@@ -163,8 +164,9 @@ static bool split_forward(clue_model *m, dec_work *dw, int n_apps, out_split *s,
     const int64_t *hq = (const int64_t *)slot(s, q);
     s->row0[q + 1] = s->row0[q] + hq[0];
     *local = *local && hq[1];
+    fits = fits && hq[0] <= s->cap_own;
   }
-  if (s->row0[s->P] > s->cap_rows) { /* more rows than promised: every rank sees it */
+  if (!fits || s->row0[s->P] > s->cap_rows) { /* more rows than promised: all see it */
     clue_prof_pop();
     sync_slots(s); /* the headers are read no more before the next run writes them */
     return false;
@@ -285,7 +287,10 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
   out_split *s = &w->split;
   bool split = s->shm && comm && comm->size == s->P, local = false;
   real *dloc = dw->dloc;
-  if (split) split = split_forward(m, dw, n_apps, s, k, rows, hw, &local);
+  if (split && !split_forward(m, dw, n_apps, s, k, rows, hw, &local)) {
+    for (int i = 0; i < n_apps; i++) dw->app[i].nll = NAN; /* see out_split */
+    return;
+  }
   if (split && !local && grad) { /* region B becomes this rank's dloc once read */
     sync_slots(s);
     dloc = (real *)(slot(s, s->r) + s->b_off);

@@ -47,11 +47,16 @@ typedef struct dec_work {
  * through the node-shared slots. A slot holds a header (this rank's row count),
  * region A (stack outputs, then input-gradient partial sums: cap_rows × max
  * stack width) and region B (output-layer values of every rank's rows for this
- * rank's features, then this rank's rows' dloc for every feature). */
+ * rank's features, then this rank's rows' dloc for every feature: cap_rows ×
+ * max slice or cap_own × max F, whichever is larger). A run with more rows
+ * than cap_rows in all or cap_own on a rank cannot be split; as every rank reads
+ * only its own rows of the split layers' weights, it cannot run whole either,
+ * and gives NaN losses (clue train never makes one). */
 typedef struct out_split {
   clue_shm *shm;      /* NULL: not split */
   int P, r;
   int64_t cap_rows;   /* rows of one decoder run over all ranks, at most */
+  int64_t cap_own;    /* rows of one decoder run on one rank, at most */
   int64_t a_off, b_off; /* byte offsets of regions A and B in a slot */
   real *h_all;        /* (cap_rows × max stack width) every rank's stack outputs */
   real *dloc_s;       /* (cap_rows × max slice) dloc of every rank's rows, this

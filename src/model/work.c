@@ -132,6 +132,7 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   if (comm->size == 1 || s->shm) return CLUE_OK;
   int P = comm->size;
   int64_t cap = (int64_t)DEC_APPS * rows_global, mine = (int64_t)DEC_APPS * w->B;
+  int64_t own = (int64_t)DEC_APPS * ((rows_global + P - 1) / P); /* a rank's rows, at most */
   int64_t hw_max = 1, f_max = 1, slice_max = 1;
   for (int k = 0; k < w->K; k++) {
     int64_t F = m->spec.n_feat[k], hw = nn_mlp_out_width(&m->dec[k]);
@@ -143,7 +144,7 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
     }
   }
   int64_t region_a = cap * hw_max * (int64_t)sizeof(real);
-  int64_t b_rows = cap * slice_max > mine * f_max ? cap * slice_max : mine * f_max;
+  int64_t b_rows = cap * slice_max > own * f_max ? cap * slice_max : own * f_max;
   s->a_off = 64;
   s->b_off = s->a_off + (region_a + 63) / 64 * 64;
   int64_t bytes = s->b_off + b_rows * (int64_t)sizeof(real);
@@ -161,6 +162,7 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->P = P;
   s->r = comm->rank;
   s->cap_rows = cap;
+  s->cap_own = own;
   for (int64_t i = 0; i < cap; i++) s->ident[i] = i;
   for (int k = 0; k < w->K; k++) {
     int64_t F = m->spec.n_feat[k], slice = 0;
