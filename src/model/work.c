@@ -126,6 +126,16 @@ static void split_free(out_split *s) {
   memset(s, 0, sizeof *s);
 }
 
+/* The widest of the P slices of F features. */
+static int64_t widest_slice(int64_t F, int P) {
+  int64_t widest = 0;
+  for (int q = 0; q < P; q++) {
+    int64_t width = feat_begin(F, P, q + 1) - feat_begin(F, P, q);
+    widest = width > widest ? width : widest;
+  }
+  return widest;
+}
+
 int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *comm,
                             int rows_global, clue_err *err) {
   out_split *s = &w->split;
@@ -138,10 +148,7 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
     int64_t F = m->spec.n_feat[k], hw = nn_mlp_out_width(&m->dec[k]);
     hw_max = hw > hw_max ? hw : hw_max;
     f_max = F > f_max ? F : f_max;
-    for (int q = 0; q < P; q++) {
-      int64_t width = feat_begin(F, P, q + 1) - feat_begin(F, P, q);
-      slice_max = width > slice_max ? width : slice_max;
-    }
+    slice_max = widest_slice(F, P) > slice_max ? widest_slice(F, P) : slice_max;
   }
   int64_t region_a = cap * hw_max * (int64_t)sizeof(real);
   int64_t b_rows = cap * slice_max > own * f_max ? cap * slice_max : own * f_max;
@@ -164,13 +171,9 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->cap_rows = cap;
   s->cap_own = own;
   for (int64_t i = 0; i < cap; i++) s->ident[i] = i;
-  for (int k = 0; k < w->K; k++) {
-    int64_t F = m->spec.n_feat[k], slice = 0;
-    for (int q = 0; q < P; q++) {
-      int64_t width = feat_begin(F, P, q + 1) - feat_begin(F, P, q);
-      slice = width > slice ? width : slice;
-    }
-    s->local[k] = m->spec.lik[k] == CLUE_LIK_BERNOULLI && cap * slice <= mine * F;
+  for (int k = 0; k < w->K; k++) { /* dw->loc and dw->dloc hold mine × F */
+    int64_t F = m->spec.n_feat[k];
+    s->local[k] = m->spec.lik[k] == CLUE_LIK_BERNOULLI && cap * widest_slice(F, P) <= mine * F;
   }
   return CLUE_OK;
 }

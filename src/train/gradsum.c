@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clue/shm.h"
+
 /* A tensor of an attached arena split by rows over the ranks: values
  * [off, off + rows·row_len) of the slot, not summed. */
 typedef struct split_rows {
@@ -14,9 +16,8 @@ typedef struct split_rows {
 
 struct clue_gradsum {
   clue_comm comm;  /* the communicator of the sums (not owned) */
-  MPI_Comm node;   /* the same ranks, in the same order, on one node; MPI_COMM_NULL:
-                      the sums use MPI_Allreduce */
-  MPI_Win win;
+  clue_shm *shm;   /* the ranks' slots when they share one node; NULL: the sums use
+                      MPI_Allreduce */
   real **slot;     /* (size) slot q: n_max values of rank q in the window */
   real **view;     /* (size) the slots at the offset of the current sum */
   int64_t n_max;
@@ -32,7 +33,6 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
   clue_gradsum *g = clue_calloc(1, sizeof *g, err);
   if (!g) return clue_comm_agree(comm, CLUE_ENOMEM, err);
   g->comm = *comm;
-  g->node = MPI_COMM_NULL;
   g->n_max = n_max;
   int rc = clue_comm_agree(comm, CLUE_OK, err);
   if (rc) {
@@ -43,47 +43,31 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     *out = g;
     return CLUE_OK;
   }
-  MPI_Comm node;
-  MPI_Comm_split_type(comm->comm, MPI_COMM_TYPE_SHARED, comm->rank, MPI_INFO_NULL, &node);
-  int node_size = 0;
-  MPI_Comm_size(node, &node_size);
-  /* every rank sees node_size < size unless all share one node */
-  int ok = node_size == comm->size;
-  real *mine = NULL;
-  int wrc = MPI_ERR_OTHER;
-  if (ok) {
-    MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
-    MPI_Aint bytes = (MPI_Aint)((n_max > 0 ? n_max : 1) * (int64_t)sizeof(real));
-    wrc = MPI_Win_allocate_shared(bytes, (int)sizeof(real), MPI_INFO_NULL, node, &mine,
-                                  &g->win);
-    g->slot = calloc((size_t)comm->size, sizeof *g->slot);
-    g->view = calloc((size_t)comm->size, sizeof *g->view);
-    ok = wrc == MPI_SUCCESS && g->slot && g->view;
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node);
-  }
-  if (!ok) { /* not one node, or no window: MPI_Allreduce */
-    if (wrc == MPI_SUCCESS) MPI_Win_free(&g->win);
+  g->slot = calloc((size_t)comm->size, sizeof *g->slot);
+  g->view = calloc((size_t)comm->size, sizeof *g->view);
+  rc = clue_comm_agree(comm, g->slot && g->view ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc) rc = clue_fail(err, rc, "out of memory for gradient sums");
+  /* no window (several nodes, or it cannot be made) is not an error: MPI_Allreduce */
+  if (!rc) rc = clue_shm_new(comm, (n_max > 0 ? n_max : 1) * (int64_t)sizeof(real), &g->shm, err);
+  if (rc || !g->shm) {
     free(g->slot);
     free(g->view);
     g->slot = g->view = NULL;
-    MPI_Comm_free(&node);
+    if (rc) {
+      free(g);
+      return rc;
+    }
     *out = g;
     return CLUE_OK;
   }
-  for (int q = 0; q < comm->size; q++) {
-    MPI_Aint size;
-    int disp;
-    MPI_Win_shared_query(g->win, q, &size, &disp, &g->slot[q]);
-  }
-  MPI_Win_lock_all(MPI_MODE_NOCHECK, g->win);
-  g->node = node;
+  for (int q = 0; q < comm->size; q++) g->slot[q] = clue_shm_slot(g->shm, q);
   *out = g;
   return CLUE_OK;
 }
 
 int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
                         clue_err *err) {
-  if (g->node == MPI_COMM_NULL) return CLUE_OK;
+  if (!g->shm) return CLUE_OK;
   int64_t need = 0;
   for (int i = 0; i < n_arenas; i++) need += arenas[i]->n;
   if (need > g->n_max || n_arenas > (int)(sizeof g->attached / sizeof g->attached[0]))
@@ -95,7 +79,7 @@ int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas
     g->attached[g->n_attached++] = arenas[i];
     at += arenas[i]->n;
   }
-  MPI_Barrier(g->node);
+  clue_shm_sync(g->shm);
   return CLUE_OK;
 }
 
@@ -109,17 +93,13 @@ void clue_gradsum_free(clue_gradsum *g) {
       a->g_borrowed = false;
     }
   }
-  if (g->node != MPI_COMM_NULL) {
-    MPI_Win_unlock_all(g->win);
-    MPI_Win_free(&g->win);
-    MPI_Comm_free(&g->node);
-  }
+  clue_shm_free(g->shm);
   free(g->slot);
   free(g->view);
   free(g);
 }
 
-bool clue_gradsum_shared(const clue_gradsum *g) { return g && g->node != MPI_COMM_NULL; }
+bool clue_gradsum_shared(const clue_gradsum *g) { return g && g->shm; }
 
 /* Start of rank r's slice of n values (slices of whole 16-value blocks). */
 static int64_t slice_begin(int64_t n, int size, int r) {
@@ -148,11 +128,7 @@ static void sum_slice(real *const *slot, int size, int64_t b, int64_t e, real *o
 }
 
 /* Memory barrier for the window plus a barrier of the node's ranks. */
-static void node_sync(const clue_gradsum *g) {
-  MPI_Win_sync(g->win);
-  MPI_Barrier(g->node);
-  MPI_Win_sync(g->win);
-}
+static void node_sync(const clue_gradsum *g) { clue_shm_sync(g->shm); }
 
 /* The offset of buf in this rank's slot when it lies there whole, else −1. */
 static int64_t slot_offset(const clue_gradsum *g, const real *buf, int64_t n) {
@@ -165,7 +141,7 @@ static int64_t slot_offset(const clue_gradsum *g, const real *buf, int64_t n) {
 void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   const clue_comm *c = &g->comm;
   if (c->size == 1 || n <= 0) return;
-  if (g->node == MPI_COMM_NULL || n > g->n_max) {
+  if (!g->shm || n > g->n_max) {
     clue_sum_real_mpi(c, buf, n);
     return;
   }
@@ -202,7 +178,7 @@ int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
 }
 
 int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
-  if (g->node == MPI_COMM_NULL) return CLUE_OK;
+  if (!g->shm) return CLUE_OK;
   int64_t at = slot_offset(g, a->g, a->n);
   if (at < 0 || tensor < 0 || tensor >= a->n_tensors || g->n_split == CLUE_GRADSUM_MAX_SPLIT)
     return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot split tensor %d by rows", tensor);
@@ -244,7 +220,7 @@ static void piece_part(const piece *p, int P, int q, int64_t *b, int64_t *e) {
 int clue_gradsum_parts(const clue_gradsum *g, const real *buf, int64_t n, int r, int64_t *b,
                        int64_t *e, int cap) {
   const clue_comm *c = &g->comm;
-  if (c->size == 1 || n <= 0 || g->node == MPI_COMM_NULL) return 0;
+  if (c->size == 1 || n <= 0 || !g->shm) return 0;
   int64_t off = slot_offset(g, buf, n);
   if (off < 0) return 0; /* the same answer on every rank: attached alike */
   piece pc[MAX_PIECES];
@@ -321,7 +297,7 @@ void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n
 }
 
 int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n) {
-  int64_t off = g->node == MPI_COMM_NULL ? -1 : slot_offset(g, buf, n);
+  int64_t off = !g->shm ? -1 : slot_offset(g, buf, n);
   if (off < 0) return n;
   piece pc[MAX_PIECES];
   int np = pieces_of(g, off, n, pc);
