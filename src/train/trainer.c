@@ -651,10 +651,11 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
     free(t.ck.config_yaml); /* the checkpoint records the config of this run */
     t.ck.config_yaml = clue_config_to_yaml(cfg);
     say(&t,
-                "training on %lld cells (%lld for steps, %lld for validation) on %d rank%s: "
+                "training on %lld cells (%lld for steps, %lld for validation) on %d rank%s%s: "
                 "%lld steps/epoch, up to %lld epochs, alignment burn-in %lld, patience %lld\n",
                 (long long)t.d->n_cells, (long long)t.plan->n_train, (long long)t.plan->n_val,
                 comm->size, comm->size > 1 ? "s" : "",
+                clue_work_outputs_split(t.work) ? " (one node: decoder output layers split)" : "",
                 (long long)clue_plan_steps_per_epoch(t.plan), (long long)last_epoch(&t),
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
     clue_train_install_signals();
