@@ -148,7 +148,8 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
     int64_t F = m->spec.n_feat[k], hw = nn_mlp_out_width(&m->dec[k]);
     hw_max = hw > hw_max ? hw : hw_max;
     f_max = F > f_max ? F : f_max;
-    slice_max = widest_slice(F, P) > slice_max ? widest_slice(F, P) : slice_max;
+    int64_t widest = widest_slice(F, P);
+    slice_max = widest > slice_max ? widest : slice_max;
   }
   int64_t region_a = cap * hw_max * (int64_t)sizeof(real);
   int64_t b_rows = cap * slice_max > own * f_max ? cap * slice_max : own * f_max;

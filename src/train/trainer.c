@@ -318,8 +318,9 @@ int clue_train_split_grads(clue_gradsum *gs, clue_model *m, const clue_work *w,
 void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
   clue_arena *a[2] = {&m->disc, &m->gen};
   int64_t b[MAX_PARTS], e[MAX_PARTS];
-  for (int i = 0; i < 2; i++)
-    if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, b, e, MAX_PARTS))
+  for (int i = 0; i < 2; i++) /* only arenas with split rows have stale weights */
+    if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, b, e, MAX_PARTS) &&
+        clue_gradsum_summed(gs, a[i]->g, a[i]->n) < a[i]->n)
       clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->w, a[i]->n, true);
 }
 
