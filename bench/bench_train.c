@@ -393,6 +393,7 @@ static void fill(const shape *sh, const bench_data *bd, int step, int n, int B, 
 typedef struct result {
   double med, p10, p90;       /* s/step */
   double sec[CLUE_PROF_N];    /* mean s/step per section (slowest rank's step) */
+  double calls[CLUE_PROF_N];  /* mean entries per step and section (this rank) */
   double flops, flops_run;    /* from the shapes; as counted by the layers */
   double bound;               /* sgemm replay of the step's GEMMs (s) */
   double rate2048;            /* sgemm GFLOP/s at 2048³, all ranks */
@@ -417,17 +418,20 @@ static double peak_mib(const clue_comm *c) {
 }
 
 /* Collective. Rank 0 prints every rank's split of the step (mean seconds per
- * step and section), one line per rank: waiting at a collective shows up on the
- * rank that was ahead. */
-static void print_rank_split(const clue_comm *c, const double *sec) {
-  double *all = c->rank == 0 ? calloc((size_t)c->size * CLUE_PROF_N, sizeof *all) : NULL;
-  MPI_Gather(sec, CLUE_PROF_N, MPI_DOUBLE, all, CLUE_PROF_N, MPI_DOUBLE, 0, c->comm);
+ * step and section, and in brackets the section's entries per step), one line
+ * per rank: waiting at a collective shows up on the rank that was ahead. */
+static void print_rank_split(const clue_comm *c, const result *r) {
+  double mine[2 * CLUE_PROF_N];
+  memcpy(mine, r->sec, sizeof r->sec);
+  memcpy(mine + CLUE_PROF_N, r->calls, sizeof r->calls);
+  double *all = c->rank == 0 ? calloc((size_t)c->size * 2 * CLUE_PROF_N, sizeof *all) : NULL;
+  MPI_Gather(mine, 2 * CLUE_PROF_N, MPI_DOUBLE, all, 2 * CLUE_PROF_N, MPI_DOUBLE, 0, c->comm);
   if (c->rank != 0) return;
   for (int q = 0; all && q < c->size; q++) {
+    const double *sec = all + q * 2 * CLUE_PROF_N, *calls = sec + CLUE_PROF_N;
     printf("rank %d split:", q);
     for (int i = 0; i < CLUE_PROF_N; i++)
-      if (all[q * CLUE_PROF_N + i] > 0)
-        printf(" %s %.4f", clue_prof_label(i), all[q * CLUE_PROF_N + i]);
+      if (sec[i] > 0) printf(" %s %.4f (%.0f)", clue_prof_label(i), sec[i], calls[i]);
     printf("\n");
   }
   free(all);
@@ -480,7 +484,10 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
     if (a->replay && !rc) bounds[s - a->warmup] = gemm_replay_once(c, gl, &rb);
     /* sections of the slowest rank are not separable: take this rank's, averaged
      * over ranks below */
-    for (int q = 0; q < CLUE_PROF_N; q++) r->sec[q] += pr.seconds[q] / a->steps;
+    for (int q = 0; q < CLUE_PROF_N; q++) {
+      r->sec[q] += pr.seconds[q] / a->steps;
+      r->calls[q] += (double)pr.calls[q] / a->steps;
+    }
     r->flops_run = pr.gemm_flops;
     r->allreduce_bytes = pr.allreduce_bytes;
     r->coll_bytes = pr.coll_bytes;
@@ -494,7 +501,7 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
     r->p90 = times[(a->steps * 9) / 10 < a->steps ? (a->steps * 9) / 10 : a->steps - 1];
     qsort(bounds, (size_t)a->steps, sizeof *bounds, cmp_double);
     r->bound = a->replay ? bounds[a->steps / 2] : 0;
-    if (a->per_rank) print_rank_split(c, r->sec);
+    if (a->per_rank) print_rank_split(c, r);
     clue_comm_sum_double(c, r->sec, CLUE_PROF_N);
     for (int q = 0; q < CLUE_PROF_N; q++) r->sec[q] /= c->size;
     clue_comm_sum_double(c, &r->flops_run, 1);

@@ -594,12 +594,114 @@ static void test_digamma_reference(void **state) {
   printf("  digamma: largest error against the long double reference %.3g\n", worst);
 }
 
+/* The NB phases over the pieces [0, 16), [16, 48), [48, 53) of the features,
+ * combined between phases as a caller over three ranks does (likelihood.h),
+ * give nn_lik_nll's row sums, dloc, dlib and per-(feature, batch) gradients:
+ * relative 1e-5 of each array's largest entry (the softmax's normaliser is
+ * summed in another order). */
+static void test_nb_split_phases(void **state) {
+  (void)state;
+  enum { PIECES = 3 };
+  prob p;
+  int n = 9, F = 53, cut[PIECES + 1] = {0, 16, 48, 53};
+  make_prob(&p, CLUE_LIK_NB, T_MIXED, n, F, 97);
+  clue_err err;
+  nn_lik_terms t;
+  TU_OK(nn_lik_terms_new(p.lik, F, p.nb, &t, &err), &err);
+  nn_lik_terms_update(&t, p.scale, p.disp);
+  size_t nf = (size_t)n * F, bf = (size_t)p.nb * F;
+  nn_lik_grad gw = {.coef = 0.5f}, gp = {.coef = 0.5f};
+  gw.dloc = calloc(nf, sizeof(float));
+  gw.dlib = calloc((size_t)n, sizeof(float));
+  gw.dscale = calloc(bf, sizeof(float));
+  gw.dbias = calloc(bf, sizeof(float));
+  gw.ddisp = calloc(bf, sizeof(float));
+  gp.dscale = calloc(bf, sizeof(float));
+  gp.dbias = calloc(bf, sizeof(float));
+  gp.ddisp = calloc(bf, sizeof(float));
+  double row_w[16], row_p[16] = {0}, m[PIECES][16], s[PIECES][16], sl[PIECES][16];
+  double nll_w = nn_lik_nll(&t, p.loc, p.bias, n, p.batch, p.lib, p.target, p.rows, &gw, row_w);
+  float *loc[PIECES], *pv[PIECES], *gm[PIECES];
+  clue_csr *tc[PIECES];
+  for (int q = 0; q < PIECES; q++) { /* phase 1 on each piece */
+    int f0 = cut[q], W = cut[q + 1] - f0;
+    loc[q] = malloc(sizeof(float) * (size_t)n * W);
+    pv[q] = malloc(sizeof(float) * (size_t)n * W);
+    gm[q] = malloc(sizeof(float) * (size_t)n * W);
+    for (int i = 0; i < n; i++)
+      memcpy(loc[q] + (size_t)i * W, p.loc + (size_t)i * F + f0, sizeof(float) * (size_t)W);
+    tc[q] = csr_columns(p.target, f0, cut[q + 1]);
+    nn_nb_cols_exp(&t, f0, cut[q + 1], loc[q], p.bias, n, p.batch, pv[q], m[q], s[q]);
+  }
+  double nll_p = 0;
+  for (int q = 0; q < PIECES; q++) { /* the combined normaliser, then phase 2 */
+    double scale[16];
+    for (int i = 0; i < n; i++) {
+      double M = fmax(fmax(m[0][i], m[1][i]), m[2][i]), S = 0;
+      for (int j = 0; j < PIECES; j++) S += s[j][i] * exp(m[j][i] - M);
+      scale[i] = exp(m[q][i] - M) / S;
+    }
+    int W = cut[q + 1] - cut[q];
+    double part[16];
+    float *e = malloc(sizeof(float) * (size_t)n * W); /* row sums without gradients */
+    memcpy(e, pv[q], sizeof(float) * (size_t)n * W);
+    for (int i = 0; i < n; i++)
+      part[i] = nn_nb_cols_nll(&t, cut[q], cut[q + 1], 1, p.batch + i, p.lib + i, scale + i,
+                               tc[q], p.rows + i, e + (size_t)i * W, NULL, NULL, NULL);
+    free(e);
+    nll_p += nn_nb_cols_nll(&t, cut[q], cut[q + 1], n, p.batch, p.lib, scale, tc[q], p.rows,
+                            pv[q], gm[q], &gp, sl[q]);
+    for (int i = 0; i < n; i++) row_p[i] += part[i];
+  }
+  double sl_all[16];
+  for (int i = 0; i < n; i++) {
+    sl_all[i] = sl[0][i] + sl[1][i] + sl[2][i];
+    TU_CLOSE(row_p[i], row_w[i], 1e-5);
+    TU_CLOSE(gp.coef * sl_all[i], gw.dlib[i], 1e-5);
+  }
+  TU_CLOSE(nll_p, nll_w, 1e-5);
+  double dmax = 0;
+  for (size_t q = 0; q < nf; q++) dmax = fmax(dmax, fabs(gw.dloc[q]));
+  for (int q = 0; q < PIECES; q++) { /* phase 3 */
+    int W = cut[q + 1] - cut[q];
+    nn_nb_cols_grad(&t, cut[q], cut[q + 1], loc[q], n, p.batch, p.lib, sl_all, gm[q], pv[q], &gp);
+    for (int i = 0; i < n; i++)
+      for (int f = 0; f < W; f++)
+        assert_true(fabs(pv[q][(size_t)i * W + f] - gw.dloc[(size_t)i * F + cut[q] + f]) <=
+                    1e-5 * dmax);
+  }
+  float *pairs[3][2] = {{gp.dscale, gw.dscale}, {gp.dbias, gw.dbias}, {gp.ddisp, gw.ddisp}};
+  for (int a = 0; a < 3; a++) {
+    double mx = 0;
+    for (size_t q = 0; q < bf; q++) mx = fmax(mx, fabs(pairs[a][1][q]));
+    assert_true(mx > 0);
+    for (size_t q = 0; q < bf; q++) assert_true(fabs(pairs[a][0][q] - pairs[a][1][q]) <= 1e-5 * mx);
+  }
+  for (int q = 0; q < PIECES; q++) {
+    free(loc[q]);
+    free(pv[q]);
+    free(gm[q]);
+    clue_csr_free(tc[q]);
+  }
+  free(gw.dloc);
+  free(gw.dlib);
+  free(gw.dscale);
+  free(gw.dbias);
+  free(gw.ddisp);
+  free(gp.dscale);
+  free(gp.dbias);
+  free(gp.ddisp);
+  nn_lik_terms_free(&t);
+  free_prob(&p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hand_values),      cmocka_unit_test(test_nb_values),
       cmocka_unit_test(test_bernoulli_values), cmocka_unit_test(test_normal_values),
       cmocka_unit_test(test_gradients_float),  cmocka_unit_test(test_digamma_constants),
       cmocka_unit_test(test_digamma_reference), cmocka_unit_test(test_column_ranges),
+      cmocka_unit_test(test_nb_split_phases),
   };
   return TU_RUN(tests);
 }

@@ -7,21 +7,26 @@
  * decoders; 45, 37 and 21 features, so that slices are uneven and, on 3 and 4
  * ranks, some are empty) and its own minibatch (its own encoder inputs and
  * targets; the same pattern of observed modalities, so that the global counts
- * agree). A generator step through a work whose output layers are split must
+ * are P times a rank's). A generator step through a work whose output layers are split must
  * give the losses and, summed over the ranks, the parameter gradients of the
  * same step through a work whose layers are whole, but for the order of
  * floating-point sums (float64: relative 1e-10 of each tensor's largest entry);
  * each rank writes only its own rows of the split layers' gradients. Both ways
- * of a split layer run: NB and Normal move the output-layer values of the rows
- * between ranks, Bernoulli moves their targets (its likelihood runs on every
- * rank's rows for this rank's features). */
+ * of a split layer run: the likelihoods on every rank's rows for this rank's
+ * features (targets cross; NB combines its softmax over the ranks), and on
+ * this rank's rows (output-layer values cross). Training steps through
+ * whole and split layers, with every kind of gradient sum, give the same
+ * weights. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clue/gradsum.h"
 #include "clue/model.h"
+#include "clue/optim.h"
 #include "clue/rng.h"
+#include "clue/train.h"
 #include "testutil.h"
 #include "tu_model.h"
 
@@ -59,14 +64,16 @@ static void fill_rows(fixture *fx) {
         rows->enc_in[i * s->enc_in[k] + c] = (real)clue_rng_normal(&r);
     }
   }
+  int P = fx->comm.size; /* every rank has the pattern: the global counts are P times */
+  mb->B = ROWS * P;
   for (int i = 0; i < ROWS; i++) {
     mb->joint_pos[i] = i;
     mb->joint_batch[i] = (int32_t)(i % 2);
     for (int k = 0; k < 3; k++) {
       mb->joint_row[i * CLUE_K + k] = OBS[i][k] ? i : -1;
       if (OBS[i][k]) mb->mod[k].batch[i] = mb->joint_batch[i];
-      mb->n_obs[k] += OBS[i][k];
-      for (int j = 0; j < 3; j++) mb->n_pair[k][j] += OBS[i][k] && OBS[i][j];
+      mb->n_obs[k] += P * OBS[i][k];
+      for (int j = 0; j < 3; j++) mb->n_pair[k][j] += P * (OBS[i][k] && OBS[i][j]);
     }
   }
 }
@@ -83,7 +90,7 @@ static int setup(void **state) {
   fx->comm = tu_world();
   TU_OK(clue_model_new(&s, 17, &fx->m, &err), &err); /* the same weights on every rank */
   TU_OK(clue_work_new(fx->m, ROWS, &fx->whole, &err), &err);
-  /* as clue train: room for the global batch, so that the Bernoulli decoder's
+  /* as clue train: room for the global batch, so that the decoders'
    * likelihood runs on this rank's features of every rank's rows */
   TU_OK(clue_work_new(fx->m, ROWS * fx->comm.size, &fx->split, &err), &err);
   TU_OK(clue_work_split_outputs(fx->split, fx->m, &fx->comm, ROWS * fx->comm.size, &err),
@@ -138,14 +145,16 @@ static void assert_close(double a, double b, double scale, const char *what) {
   fail();
 }
 
-static void test_split_matches_whole(void **state) {
-  fixture *fx = *state;
+static void split_matches_whole(fixture *fx, bool local) {
   clue_model *m = fx->m;
   const clue_arena *a = &m->gen;
   int P = fx->comm.size, r = fx->comm.rank;
   assert_true(clue_work_outputs_split(fx->split) == (P > 1));
-  for (int k = 0; k < 3; k++) /* rows exchanged (NB, Normal) or targets (Bernoulli) */
-    assert_true(clue_work_output_local(fx->split, k) == (P > 1 && k == 1));
+  for (int k = 0; k < 3; k++) { /* targets exchanged; rows when set off */
+    assert_true(clue_work_output_local(fx->split, k) == (P > 1));
+    clue_work_set_output_local(fx->split, k, local);
+    assert_true(clue_work_output_local(fx->split, k) == (P > 1 && local));
+  }
   real *gw = malloc((size_t)a->n * sizeof(real)), *gs = malloc((size_t)a->n * sizeof(real));
   for (int train = 1; train >= 0; train--) {
     clue_losses lw = step(fx, fx->whole, train, gw);
@@ -191,9 +200,79 @@ static void test_split_matches_whole(void **state) {
   free(gs);
 }
 
+/* Three training steps (each: discriminator and generator, sums, RMSprop) of
+ * three copies of the model: whole output layers with MPI_Allreduce sums; split
+ * layers with MPI_Allreduce sums (every row of the split layers summed, so that
+ * each step must zero all their rows again); split layers with sharded sums
+ * through the node's window (split rows neither summed nor zeroed but on their
+ * owner). The weights after the steps agree to 1e-9 of each tensor's largest. */
+static void test_split_train_steps(void **state) {
+  fixture *fx = *state;
+  clue_err err;
+  clue_model *mm[3] = {fx->m, NULL, NULL};
+  for (int i = 1; i < 3; i++) TU_OK(clue_model_new(&fx->m->spec, 17, &mm[i], &err), &err);
+  clue_work *ww[3] = {fx->whole, fx->split, fx->split};
+  clue_optim od[3], og[3];
+  for (int i = 0; i < 3; i++) {
+    TU_OK(clue_optim_init(&od[i], CLUE_OPT_RMSPROP, 1e-2, mm[i]->disc.n, &err), &err);
+    TU_OK(clue_optim_init(&og[i], CLUE_OPT_RMSPROP, 1e-2, mm[i]->gen.n, &err), &err);
+  }
+  clue_gradsum *gs = NULL;
+  clue_arena *arenas[2] = {&mm[2]->gen, &mm[2]->disc};
+  TU_OK(clue_gradsum_new(&fx->comm, mm[2]->gen.n + mm[2]->disc.n, true, &gs, &err), &err);
+  TU_OK(clue_gradsum_attach(gs, arenas, 2, &err), &err);
+  TU_OK(clue_train_split_grads(gs, mm[2], fx->split, &err), &err);
+  clue_loss_weights lw = all_terms();
+  for (int step = 0; step < 3; step++)
+    for (int i = 0; i < 3; i++) {
+      clue_pass p = {.seed = 5, .pass = 2 * (uint64_t)step, .disc_noise = 0, .train = true};
+      clue_losses l;
+      TU_OK(clue_train_step_gs(mm[i], ww[i], fx->mb, &lw, &p, &od[i], &og[i], i == 2 ? gs : NULL,
+                               &fx->comm, &l, &err),
+            &err);
+    }
+  clue_train_share_weights(gs, mm[2]);
+  const clue_arena *a = &mm[0]->gen;
+  double moved = 0;
+  for (int t = 0; t < a->n_tensors; t++) {
+    int64_t off = a->t[t].offset, size = clue_arena_size(a, t);
+    double scale = 0;
+    for (int64_t i = 0; i < size; i++) scale = fmax(scale, fabs(a->w[off + i]));
+    for (int i = 1; i < 3; i++)
+      for (int64_t j = 0; j < size; j++) {
+        double x = mm[i]->gen.w[off + j], y = a->w[off + j];
+        if (fabs(x - y) > 1e-9 * scale) {
+          print_error("model %d: %s[%lld] %.17g, whole %.17g\n", i, a->t[t].name,
+                      (long long)j, x, y);
+          fail();
+        }
+      }
+  }
+  clue_model *fresh;
+  TU_OK(clue_model_new(&fx->m->spec, 17, &fresh, &err), &err);
+  for (int64_t i = 0; i < a->n; i++) moved = fmax(moved, fabs(a->w[i] - fresh->gen.w[i]));
+  assert_true(moved > 1e-3); /* the steps did move the weights */
+  clue_model_free(fresh);
+  clue_gradsum_free(gs);
+  for (int i = 0; i < 3; i++) {
+    clue_optim_release(&od[i]);
+    clue_optim_release(&og[i]);
+  }
+  for (int i = 1; i < 3; i++) clue_model_free(mm[i]);
+}
+
+/* Likelihoods on every rank's rows for this rank's features: the rows' targets
+ * cross (and NB's two per-row statistics). */
+static void test_split_local(void **state) { split_matches_whole(*state, true); }
+
+/* Likelihoods on this rank's rows: the output-layer values of the rows cross. */
+static void test_split_rows(void **state) { split_matches_whole(*state, false); }
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_split_matches_whole, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_local, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_rows, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_train_steps, setup, teardown),
   };
   return TU_RUN(tests);
 }

@@ -83,6 +83,38 @@ double nn_lik_nll_cols(const nn_lik_terms *t, int f0, int f1, const real *loc,
                        const clue_csr *target, const int64_t *rows, nn_lik_grad *g,
                        double *row_nll);
 
+/* ---- NB with the features of its rows split over ranks ----
+ *
+ * The NB softmax spans every feature of a row. When each rank holds features
+ * [f0, f1) (W = f1 − f0) of the same rows, it runs these three phases on its
+ * features, and the caller combines two per-row statistics over the ranks
+ * between them:
+ *   nn_nb_cols_exp:  e = exp(logit − m) (n × W), m = the row's largest logit
+ *                    here (−∞ when W = 0), s = Σ e;
+ *   the caller:      M = max over ranks of m, S = Σ over ranks of s·exp(m − M),
+ *                    and scale = exp(m − M) / S of this rank's m;
+ *   nn_nb_cols_nll:  p = scale·e in place, the row's NLL over these features;
+ *                    with g: gm (n × W, scratch of phase 3), sl = Σ p·dNLL/dmu'
+ *                    over these features, and coef·dNLL/d log_theta into
+ *                    g->ddisp;
+ *   the caller:      sl ← its sum over the ranks (the whole row's); the row's
+ *                    dlib is coef·sl;
+ *   nn_nb_cols_grad: dloc over p (p's buffer receives dloc) and g->dscale,
+ *                    g->dbias of these features (both required).
+ * Over all ranks they give nn_lik_nll's sums and gradients but for rounding.
+ * Per-(feature, batch) arrays are nb × F as in nn_lik_nll_cols; the target's
+ * column indices count from f0. */
+void nn_nb_cols_exp(const nn_lik_terms *t, int f0, int f1, const real *loc, const real *bias,
+                    int n, const int32_t *batch, real *e, double *m, double *s);
+
+double nn_nb_cols_nll(const nn_lik_terms *t, int f0, int f1, int n, const int32_t *batch,
+                      const real *lib, const double *scale, const clue_csr *target,
+                      const int64_t *rows, real *p, real *gm, nn_lik_grad *g, double *sl);
+
+void nn_nb_cols_grad(const nn_lik_terms *t, int f0, int f1, const real *loc, int n,
+                     const int32_t *batch, const real *lib, const double *sl, const real *gm,
+                     real *p, const nn_lik_grad *g);
+
 /* ψ(x) for x > 0, to double precision. */
 double nn_digamma(double x);
 

@@ -53,6 +53,10 @@ typedef struct clue_model {
   int dec_scale[CLUE_K], dec_bias[CLUE_K], dec_disp[CLUE_K]; /* gen arena indices */
   nn_mlp dsc;
   nn_linear dsc_pred;
+  /* True when gen's gradients of the split output layers (clue_work_split_outputs)
+   * are zero outside this rank's rows: a step through such a work then zeroes
+   * only this rank's rows. Whatever else writes those rows must clear it. */
+  bool split_grad_clean;
 } clue_model;
 
 /* Builds the network and initialises it (PyTorch defaults) from seed. */
@@ -150,10 +154,17 @@ static inline int clue_out_slice_begin(int64_t F, int P, int q) {
 bool clue_work_outputs_split(const clue_work *w);
 
 /* Whether decoder k's split output layer also runs its likelihood on this
- * rank's features of every rank's rows (Bernoulli: features independent), so
- * that only the rows' sparse targets cross between ranks; otherwise the layer's
- * values and gradients of each rank's rows cross. */
+ * rank's features of every rank's rows, so that only the rows' sparse targets
+ * cross between ranks (and, for NB, whose softmax spans every feature, two
+ * numbers per row); otherwise the layer's values and gradients of each rank's
+ * rows cross. A run whose targets do not fit in the node-shared slots (dense
+ * targets) goes the other way, all ranks alike. */
 bool clue_work_output_local(const clue_work *w, int k);
+
+/* Lets decoder k's likelihood run locally where the split allows (on, the
+ * default) or never (off: for tests and benchmarks). Call it alike on every
+ * rank, between steps. */
+void clue_work_set_output_local(clue_work *w, int k, bool on);
 
 /* Collective. Discriminator step: encoders forward, discriminator loss × λ_align;
  * gradients in m->disc.g (local sums; the caller reduces and steps). Fills

@@ -52,7 +52,8 @@ static void sync_slots(const out_split *s) {
  *
  * Region B of a slot then holds, from its start: dest[P + 1] (byte offsets of the
  * blocks below), coef[DEC_APPS] (each application's gradient scale), then per
- * row its batch and its application (int32 each), then one block per rank q
+ * row its batch and its application (int32 each) and its library size (NB),
+ * then one block per rank q
  * with the rows' targets in q's features: indptr (rows + 1, int64), column
  * indices counted from q's first feature (int32), values (float). */
 
@@ -72,6 +73,7 @@ typedef struct row_meta {
   int64_t *dest;
   real *coef;
   int32_t *batch, *app;
+  real *lib;
 } row_meta;
 
 static row_meta meta_at(char *b, int P, int64_t rows) {
@@ -80,6 +82,7 @@ static row_meta meta_at(char *b, int P, int64_t rows) {
   m.coef = (real *)(b + up8((int64_t)(P + 1) * 8));
   m.batch = (int32_t *)((char *)m.coef + up8((int64_t)DEC_APPS * sizeof(real)));
   m.app = m.batch + rows;
+  m.lib = (real *)(b + up8((char *)(m.app + rows) - b));
   return m;
 }
 
@@ -107,10 +110,10 @@ static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int6
         nnz[feat_owner(F, P, a->target->indices[e])]++;
   }
   row_meta m = meta_at(b, P, rows); /* its pointers only: nothing written yet */
-  int64_t at = (char *)(m.app + rows) - b;
+  int64_t at = (char *)(m.lib + rows) - b;
   for (int q = 0; q < P; q++) at = up8(at) + (rows + 1) * 8 + 2 * up8(nnz[q] * 4);
   if (at > max_bytes) return false;
-  at = (char *)(m.app + rows) - b;
+  at = (char *)(m.lib + rows) - b;
   for (int q = 0; q < P; q++) {
     m.dest[q] = at = up8(at);
     at += (rows + 1) * 8 + 2 * up8(nnz[q] * 4);
@@ -124,6 +127,7 @@ static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int6
     for (int j = 0; j < a->n; j++, r++) {
       m.batch[r] = a->batch[j];
       m.app[r] = i;
+      m.lib[r] = a->lib ? a->lib[j] : 0;
       for (int64_t e = a->target->indptr[a->trow[j]]; e < a->target->indptr[a->trow[j] + 1];
            e++) {
         int f = a->target->indices[e], q = feat_owner(F, P, f);
@@ -191,46 +195,135 @@ static bool split_forward(clue_model *m, dec_work *dw, int n_apps, out_split *s,
   return true;
 }
 
-/* The likelihood of every rank's rows on this rank's features (dw->loc: R ×
- * slice), reading their targets from the slots; each row's NLL counts in this
- * rank's application of the same index (the ranks' sums then add up to every
- * row's whole NLL). With grad: dw->dloc (R × slice) and the per-(feature, batch)
- * gradients of this rank's features; the applications' dlib are zero. */
-static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *s, int k,
-                      bool grad) {
+/* Rank q's rows in region B of its slot: their metadata and the targets in this
+ * rank's features (a CSR of n rows, W columns). */
+static row_meta rows_of(const out_split *s, int q, int W, clue_csr *t) {
+  int64_t n = s->row0[q + 1] - s->row0[q];
+  char *b = slot(s, q) + s->b_off;
+  row_meta mq = meta_at(b, s->P, n);
+  int64_t *ip;
+  int32_t *idx;
+  float *val;
+  block_at(b, &mq, s->r, n, &ip, &idx, &val);
+  *t = (clue_csr){.n_rows = n, .n_cols = W, .indptr = ip, .indices = idx, .data = val};
+  return mq;
+}
+
+/* End of the run of rows of one application starting at row i0 of n. */
+static int64_t run_end(const int32_t *app, int64_t i0, int64_t n) {
+  int64_t i1 = i0 + 1;
+  while (i1 < n && app[i1] == app[i0]) i1++;
+  return i1;
+}
+
+static nn_lik_grad lik_grad(clue_model *m, int k, real coef, real *dloc) {
+  nn_lik_grad g = {.coef = coef, .dloc = dloc};
+  g.dscale = clue_arena_g(&m->gen, m->dec_scale[k]);
+  g.dbias = clue_arena_g(&m->gen, m->dec_bias[k]);
+  g.ddisp = clue_arena_g(&m->gen, m->dec_disp[k]);
+  return g;
+}
+
+/* Independent features (Bernoulli, Normal): each run of rows at once. */
+static void lik_local_indep(clue_model *m, dec_work *dw, const out_split *s, int k,
+                            bool grad) {
   int64_t F = m->spec.n_feat[k];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
   const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
+  for (int q = 0; q < s->P; q++) {
+    clue_csr t;
+    row_meta mq = rows_of(s, q, W, &t);
+    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
+      i1 = run_end(mq.app, i0, t.n_rows);
+      int64_t r0 = s->row0[q] + i0;
+      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], dw->dloc + r0 * W);
+      dw->app[mq.app[i0]].nll +=
+          nn_lik_nll_cols(&dw->terms, f0, f1, dw->loc + r0 * W, bias, (int)(i1 - i0),
+                          mq.batch + i0, NULL, &t, s->ident + i0, grad ? &g : NULL, NULL);
+    }
+  }
+}
+
+/* Per-row values of every rank in region C: value v (0: largest logit, 1: Σ
+ * exp, 2: sl; see likelihood.h) of rank q's computation for row i. */
+static double *stat_of(const out_split *s, int q, int v) {
+  return (double *)(slot(s, q) + s->c_off) + (int64_t)v * s->cap_rows;
+}
+
+/* NB: the softmax spans the features of every rank; three phases with two
+ * exchanges of per-row statistics through region C (likelihood.h). p lives in
+ * dw->dloc (becoming dloc), gm in s->dloc_s. This rank's rows get their dlib. */
+static void lik_local_nb(clue_model *m, dec_work *dw, int n_apps, const out_split *s, int k,
+                         bool grad) {
+  int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
+  int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
+  const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
+  real *p = dw->dloc, *gm = s->dloc_s;
+  for (int q = 0; q < s->P; q++) {
+    clue_csr t;
+    row_meta mq = rows_of(s, q, W, &t);
+    int64_t r0 = s->row0[q];
+    nn_nb_cols_exp(&dw->terms, f0, f1, dw->loc + r0 * W, bias, (int)t.n_rows, mq.batch,
+                   p + r0 * W, stat_of(s, s->r, 0) + r0, stat_of(s, s->r, 1) + r0);
+  }
+  sync_slots(s);
+  for (int64_t i = 0; i < R; i++) { /* the whole row's normaliser, the same on all ranks */
+    double M = -INFINITY, S = 0;
+    for (int q = 0; q < s->P; q++) M = fmax(M, stat_of(s, q, 0)[i]);
+    for (int q = 0; q < s->P; q++) S += stat_of(s, q, 1)[i] * exp(stat_of(s, q, 0)[i] - M);
+    s->row_scale[i] = W > 0 ? exp(stat_of(s, s->r, 0)[i] - M) / S : 0;
+  }
+  for (int q = 0; q < s->P; q++) {
+    clue_csr t;
+    row_meta mq = rows_of(s, q, W, &t);
+    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
+      i1 = run_end(mq.app, i0, t.n_rows);
+      int64_t r0 = s->row0[q] + i0;
+      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], NULL);
+      dw->app[mq.app[i0]].nll += nn_nb_cols_nll(
+          &dw->terms, f0, f1, (int)(i1 - i0), mq.batch + i0, mq.lib + i0, s->row_scale + r0,
+          &t, s->ident + i0, p + r0 * W, gm + r0 * W, grad ? &g : NULL, stat_of(s, s->r, 2) + r0);
+    }
+  }
+  if (!grad) return;
+  sync_slots(s);
+  for (int64_t i = 0; i < R; i++) { /* the whole row's Σ p·gm, in rank order */
+    double sum = 0;
+    for (int q = 0; q < s->P; q++) sum += stat_of(s, q, 2)[i];
+    s->row_sl[i] = sum;
+  }
+  for (int q = 0; q < s->P; q++) {
+    clue_csr t;
+    row_meta mq = rows_of(s, q, W, &t);
+    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
+      i1 = run_end(mq.app, i0, t.n_rows);
+      int64_t r0 = s->row0[q] + i0;
+      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], NULL);
+      nn_nb_cols_grad(&dw->terms, f0, f1, dw->loc + r0 * W, (int)(i1 - i0), mq.batch + i0,
+                      mq.lib + i0, s->row_sl + r0, gm + r0 * W, p + r0 * W, &g);
+    }
+  }
+  const double *sl = s->row_sl + s->row0[s->r]; /* this rank's rows, application by application */
+  for (int i = 0; i < n_apps; sl += dw->app[i].n, i++)
+    for (int j = 0; j < dw->app[i].n; j++) dw->app[i].dlib[j] = dw->app[i].coef * (real)sl[j];
+}
+
+/* The likelihood of every rank's rows on this rank's features (dw->loc: R ×
+ * slice), reading their targets from the slots; each row's NLL counts in this
+ * rank's application of the same index (the ranks' sums then add up to every
+ * row's whole NLL). With grad: dw->dloc (R × slice), the per-(feature, batch)
+ * gradients of this rank's features, and the dlib of this rank's rows (NB; zero
+ * otherwise). */
+static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *s, int k,
+                      bool grad) {
   for (int i = 0; i < n_apps; i++) {
     dw->app[i].nll = 0;
     if (grad) memset(dw->app[i].dlib, 0, (size_t)dw->app[i].n * sizeof(real));
   }
-  for (int q = 0; q < s->P; q++) {
-    int64_t n = s->row0[q + 1] - s->row0[q];
-    char *b = slot(s, q) + s->b_off;
-    row_meta mq = meta_at(b, s->P, n);
-    int64_t *ip;
-    int32_t *idx;
-    float *val;
-    block_at(b, &mq, s->r, n, &ip, &idx, &val);
-    clue_csr t = {.n_rows = n, .n_cols = W, .indptr = ip, .indices = idx, .data = val};
-    for (int64_t i0 = 0, i1; i0 < n; i0 = i1) { /* runs of one application */
-      int app = mq.app[i0];
-      for (i1 = i0 + 1; i1 < n && mq.app[i1] == app; i1++) {}
-      int64_t r0 = s->row0[q] + i0;
-      nn_lik_grad g = {0};
-      if (grad) {
-        g.coef = mq.coef[app];
-        g.dloc = dw->dloc + r0 * W;
-        g.dscale = clue_arena_g(&m->gen, m->dec_scale[k]);
-        g.dbias = clue_arena_g(&m->gen, m->dec_bias[k]);
-        g.ddisp = clue_arena_g(&m->gen, m->dec_disp[k]);
-      }
-      dw->app[app].nll += nn_lik_nll_cols(&dw->terms, f0, f1, dw->loc + r0 * W, bias,
-                                          (int)(i1 - i0), mq.batch + i0, NULL, &t,
-                                          s->ident + i0, grad ? &g : NULL, NULL);
-    }
-  }
+  if (m->spec.lik[k] == CLUE_LIK_NB)
+    lik_local_nb(m, dw, n_apps, s, k, grad);
+  else
+    lik_local_indep(m, dw, s, k, grad);
 }
 
 /* Backward: this rank's features of every rank's dloc into dloc_s (local: they

@@ -48,7 +48,8 @@ typedef struct dec_work {
  * region A (stack outputs, then input-gradient partial sums: cap_rows × max
  * stack width) and region B (output-layer values of every rank's rows for this
  * rank's features, then this rank's rows' dloc for every feature: cap_rows ×
- * max slice or cap_own × max F, whichever is larger). A run with more rows
+ * max slice or cap_own × max F, whichever is larger), then region C (see
+ * local below). A run with more rows
  * than cap_rows in all or cap_own on a rank cannot be split; as every rank reads
  * only its own rows of the split layers' weights, it cannot run whole either,
  * and gives NaN losses (clue train never makes one). */
@@ -57,18 +58,23 @@ typedef struct out_split {
   int P, r;
   int64_t cap_rows;   /* rows of one decoder run over all ranks, at most */
   int64_t cap_own;    /* rows of one decoder run on one rank, at most */
-  int64_t a_off, b_off; /* byte offsets of regions A and B in a slot */
+  int64_t a_off, b_off, c_off; /* byte offsets of regions A, B and C in a slot */
   real *h_all;        /* (cap_rows × max stack width) every rank's stack outputs */
   real *dloc_s;       /* (cap_rows × max slice) dloc of every rank's rows, this
-                         rank's features */
+                         rank's features; NB local: gm (likelihood.h) */
+  double *row_scale;  /* (cap_rows) NB local: each row's exp(m − M) / S */
+  double *row_sl;     /* (cap_rows) NB local: each row's Σ p·gm over all ranks */
   int64_t *row0;      /* (P + 1) first row of each rank in the current run */
   int64_t *ident;     /* (cap_rows) 0, 1, 2, ...: target rows of exchanged CSRs */
   int64_t *nnz;       /* (P) scratch: targets per rank */
-  /* local[k]: decoder k's likelihood (Bernoulli: independent features) runs on
-   * this rank's features of every rank's rows, so that only the rows' sparse
-   * targets move, not their output-layer values; dw->loc and dw->dloc then
-   * hold cap_rows × slice. Region B carries the targets (see put_targets). */
+  /* local[k]: decoder k's likelihood runs on this rank's features of every
+   * rank's rows, so that only the rows' sparse targets move, not their
+   * output-layer values; dw->loc and dw->dloc then hold cap_rows × slice.
+   * Region B carries the targets (see put_targets); region C (3 × cap_rows
+   * doubles) the per-row statistics that NB's softmax needs from every rank's
+   * features (lik_local_nb). */
   bool local[CLUE_K];
+  bool local_ok[CLUE_K]; /* local[k] is possible (room for cap_rows × slice) */
 } out_split;
 
 struct clue_work {

@@ -120,6 +120,8 @@ static void split_free(out_split *s) {
   clue_shm_free(s->shm);
   free(s->h_all);
   free(s->dloc_s);
+  free(s->row_scale);
+  free(s->row_sl);
   free(s->row0);
   free(s->ident);
   free(s->nnz);
@@ -155,10 +157,13 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   int64_t b_rows = cap * slice_max > own * f_max ? cap * slice_max : own * f_max;
   s->a_off = 64;
   s->b_off = s->a_off + (region_a + 63) / 64 * 64;
-  int64_t bytes = s->b_off + b_rows * (int64_t)sizeof(real);
+  s->c_off = s->b_off + (b_rows * (int64_t)sizeof(real) + 63) / 64 * 64;
+  int64_t bytes = s->c_off + 3 * cap * (int64_t)sizeof(double);
   s->h_all = clue_calloc((size_t)(cap * hw_max), sizeof(real), err);
   s->dloc_s = s->h_all ? clue_calloc((size_t)(cap * slice_max), sizeof(real), err) : NULL;
-  s->row0 = s->dloc_s ? clue_calloc((size_t)P + 1, sizeof(int64_t), err) : NULL;
+  s->row_scale = s->dloc_s ? clue_calloc((size_t)cap, sizeof(double), err) : NULL;
+  s->row_sl = s->row_scale ? clue_calloc((size_t)cap, sizeof(double), err) : NULL;
+  s->row0 = s->row_sl ? clue_calloc((size_t)P + 1, sizeof(int64_t), err) : NULL;
   s->ident = s->row0 ? clue_calloc((size_t)cap, sizeof(int64_t), err) : NULL;
   s->nnz = s->ident ? clue_calloc((size_t)P, sizeof(int64_t), err) : NULL;
   int rc = clue_comm_agree(comm, s->nnz ? CLUE_OK : CLUE_ENOMEM, err);
@@ -174,12 +179,16 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   for (int64_t i = 0; i < cap; i++) s->ident[i] = i;
   for (int k = 0; k < w->K; k++) { /* dw->loc and dw->dloc hold mine × F */
     int64_t F = m->spec.n_feat[k];
-    s->local[k] = m->spec.lik[k] == CLUE_LIK_BERNOULLI && cap * widest_slice(F, P) <= mine * F;
+    s->local[k] = s->local_ok[k] = cap * widest_slice(F, P) <= mine * F;
   }
   return CLUE_OK;
 }
 
 bool clue_work_outputs_split(const clue_work *w) { return w->split.shm != NULL; }
+
+void clue_work_set_output_local(clue_work *w, int k, bool on) {
+  if (k >= 0 && k < w->K) w->split.local[k] = on && w->split.local_ok[k];
+}
 
 bool clue_work_output_local(const clue_work *w, int k) {
   return w->split.shm != NULL && k >= 0 && k < w->K && w->split.local[k];

@@ -296,6 +296,85 @@ static double nb_row(const nn_lik_terms *t, const real *loc, const real *bias_b,
   return nll;
 }
 
+/* ---- NB with the features of its rows split over ranks (see likelihood.h) ---- */
+
+void nn_nb_cols_exp(const nn_lik_terms *t, int f0, int f1, const real *loc, const real *bias,
+                    int n, const int32_t *batch, real *e, double *m, double *s) {
+  int F = t->F, W = f1 - f0;
+  clue_prof_push(CLUE_PROF_LIK);
+  for (int i = 0; i < n; i++) {
+    int64_t o = (int64_t)batch[i] * F + f0;
+    const real *sp = t->sp + o, *bias_b = bias + o, *loc_i = loc + (int64_t)i * W;
+    real *ei = e + (int64_t)i * W;
+    for (int f = 0; f < W; f++) ei[f] = sp[f] * loc_i[f] + bias_b[f];
+    real mx = lanes_max(ei, W), acc[LANES] = {0};
+    int f = 0;
+    for (; f + LANES <= W; f += LANES)
+      for (int l = 0; l < LANES; l++) {
+        real v = rf_exp(ei[f + l] - mx);
+        ei[f + l] = v;
+        acc[l] += v;
+      }
+    for (; f < W; f++) {
+      ei[f] = rf_exp(ei[f] - mx);
+      acc[0] += ei[f];
+    }
+    m[i] = W > 0 ? (double)mx : -INFINITY;
+    s[i] = lanes_sum(acc);
+  }
+  clue_prof_pop();
+}
+
+double nn_nb_cols_nll(const nn_lik_terms *t, int f0, int f1, int n, const int32_t *batch,
+                      const real *lib, const double *scale, const clue_csr *target,
+                      const int64_t *rows, real *p, real *gm, nn_lik_grad *g, double *sl) {
+  int F = t->F, W = f1 - f0;
+  double total = 0;
+  clue_prof_push(CLUE_PROF_LIK);
+  real *dth = g ? t->work : NULL; /* (W ≤ F) one row's dNLL/dθ */
+  for (int i = 0; i < n; i++) {
+    int64_t o = (int64_t)batch[i] * F + f0;
+    real *pi = p + (int64_t)i * W, *gmi = g ? gm + (int64_t)i * W : NULL, c = (real)scale[i];
+    for (int f = 0; f < W; f++) pi[f] *= c;
+    int64_t b = target->indptr[rows[i]], e = target->indptr[rows[i] + 1];
+    double sli = 0;
+    total += nb_dense(W, pi, lib[i], t->theta + o, gmi, dth, &sli);
+    total += nb_nonzeros(t, o, pi, lib[i], target->indices + b, target->data + b, e - b, gmi,
+                         dth, &sli);
+    if (!g) continue;
+    sl[i] = sli;
+    if (g->ddisp) axpy_prod(W, g->coef, t->dtheta + o, dth, g->ddisp + o);
+  }
+  clue_prof_pop();
+  return total;
+}
+
+/* dNLL/dlogit = c·p·(l·gm − s) over pd (p in, dloc out, in place), with dscale
+ * and dbias. */
+static void nb_emit_cols(int W, real c, real lib, real s, real *pd, const real *restrict gm,
+                         const real *restrict sp, const real *restrict dsp,
+                         const real *restrict loc, real *restrict ds, real *restrict db) {
+  for (int f = 0; f < W; f++) {
+    real d = c * (pd[f] * (lib * gm[f] - s));
+    pd[f] = d * sp[f];
+    ds[f] += d * dsp[f] * loc[f];
+    db[f] += d;
+  }
+}
+
+void nn_nb_cols_grad(const nn_lik_terms *t, int f0, int f1, const real *loc, int n,
+                     const int32_t *batch, const real *lib, const double *sl, const real *gm,
+                     real *p, const nn_lik_grad *g) {
+  int F = t->F, W = f1 - f0;
+  clue_prof_push(CLUE_PROF_LIK);
+  for (int i = 0; i < n; i++) {
+    int64_t o = (int64_t)batch[i] * F + f0, at = (int64_t)i * W;
+    nb_emit_cols(W, g->coef, lib[i], (real)(lib[i] * sl[i]), p + at, gm + at, t->sp + o,
+                 t->dsp + o, loc + at, g->dscale + o, g->dbias + o);
+  }
+  clue_prof_pop();
+}
+
 /* ---- Bernoulli ---- */
 
 /* Σ softplus(logit) over the row, and c·sigmoid(logit) emitted into every

@@ -322,6 +322,7 @@ void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
     if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, b, e, MAX_PARTS) &&
         clue_gradsum_summed(gs, a[i]->g, a[i]->n) < a[i]->n)
       clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->w, a[i]->n, true);
+  m->split_grad_clean = false; /* the slots of the gradients carried weights */
 }
 
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
@@ -354,6 +355,9 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
   if ((rc = update(&m->disc, opt_disc, "discriminator", gs, comm, err))) return rc;
   q.pass = p->pass + 1;
   rc = clue_model_g_step(m, w, mb, lw, &q, comm, out, err);
+  /* a sum over every row of the split layers leaves other ranks' rows in them */
+  if (!gs || clue_gradsum_summed(gs, m->gen.g, m->gen.n) == m->gen.n)
+    m->split_grad_clean = false;
   if (rc) return rc;
   if ((rc = update(&m->gen, opt_gen, "generator", gs, comm, err))) return rc;
   return CLUE_OK;
