@@ -96,9 +96,20 @@ static int setup(void **state) {
   TU_OK(clue_work_split_outputs(fx->split, fx->m, &fx->comm, ROWS * fx->comm.size, &err),
         &err);
   TU_OK(clue_minibatch_new(3, enc_in, ROWS, &fx->mb, &err), &err);
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < 3; k++) {
     fx->target[k] = tu_random_targets(lik[k], TARGET_ROWS, n_feat[k],
                                       (uint64_t)(40 + 3 * fx->comm.rank + k), 9);
+    clue_csr *t = fx->target[k]; /* CSR need not be sorted: even rows reversed */
+    for (int64_t r = 0; r < t->n_rows; r += 2)
+      for (int64_t a = t->indptr[r], b = t->indptr[r + 1] - 1; a < b; a++, b--) {
+        int32_t i = t->indices[a];
+        float v = t->data[a];
+        t->indices[a] = t->indices[b];
+        t->data[a] = t->data[b];
+        t->indices[b] = i;
+        t->data[b] = v;
+      }
+  }
   fill_rows(fx);
   *state = fx;
   return 0;
@@ -205,7 +216,9 @@ static void split_matches_whole(fixture *fx, bool local) {
  * layers with MPI_Allreduce sums (every row of the split layers summed, so that
  * each step must zero all their rows again); split layers with sharded sums
  * through the node's window (split rows neither summed nor zeroed but on their
- * owner). The weights after the steps agree to 1e-9 of each tensor's largest. */
+ * owner). The weights after the steps agree to 1e-7 of each tensor's largest
+ * (RMSprop divides by the root of the squared gradients: where those are
+ * small, rounding differences of 1e-16 grow to 1e-9 in three steps). */
 static void test_split_train_steps(void **state) {
   fixture *fx = *state;
   clue_err err;
@@ -241,7 +254,7 @@ static void test_split_train_steps(void **state) {
     for (int i = 1; i < 3; i++)
       for (int64_t j = 0; j < size; j++) {
         double x = mm[i]->gen.w[off + j], y = a->w[off + j];
-        if (fabs(x - y) > 1e-9 * scale) {
+        if (fabs(x - y) > 1e-7 * scale) {
           print_error("model %d: %s[%lld] %.17g, whole %.17g\n", i, a->t[t].name,
                       (long long)j, x, y);
           fail();

@@ -59,14 +59,13 @@ static void sync_slots(const out_split *s) {
 
 static int64_t up8(int64_t x) { return (x + 7) / 8 * 8; }
 
-/* Rank owning feature f of F split over P ranks. */
-static int feat_owner(int64_t F, int P, int f) {
-  int lo = 0, hi = P - 1;
-  while (lo < hi) { /* the last q with feat_begin(q) <= f */
-    int mid = (lo + hi + 1) / 2;
-    if (feat_begin(F, P, mid) <= f) lo = mid; else hi = mid - 1;
-  }
-  return lo;
+/* Rank owning feature f, starting the search at rank q (that of the row's
+ * previous target: sorted indices move forward by at most a step or two);
+ * fb: the P + 1 slice bounds. */
+static int owner_near(const int *fb, int q, int f) {
+  while (f >= fb[q + 1]) q++;
+  while (f < fb[q]) q--;
+  return q;
 }
 
 typedef struct row_meta {
@@ -100,14 +99,16 @@ static void block_at(char *b, const row_meta *m, int q, int64_t rows, int64_t **
 static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int64_t F,
                         int64_t rows, int64_t max_bytes) {
   char *b = slot(s, s->r) + s->b_off;
-  int P = s->P;
+  int P = s->P, *fb = s->fb;
   int64_t *nnz = s->nnz;
+  for (int q = 0; q <= P; q++) fb[q] = feat_begin(F, P, q);
   memset(nnz, 0, (size_t)P * sizeof *nnz);
   for (int i = 0; i < n_apps; i++) {
     const dec_app *a = &dw->app[i];
+    const clue_csr *t = a->target;
     for (int j = 0; j < a->n; j++)
-      for (int64_t e = a->target->indptr[a->trow[j]]; e < a->target->indptr[a->trow[j] + 1]; e++)
-        nnz[feat_owner(F, P, a->target->indices[e])]++;
+      for (int64_t e = t->indptr[a->trow[j]], q = 0; e < t->indptr[a->trow[j] + 1]; e++)
+        nnz[q = owner_near(fb, (int)q, t->indices[e])]++;
   }
   row_meta m = meta_at(b, P, rows); /* its pointers only: nothing written yet */
   int64_t at = (char *)(m.lib + rows) - b;
@@ -119,26 +120,26 @@ static bool put_targets(const dec_work *dw, int n_apps, const out_split *s, int6
     at += (rows + 1) * 8 + 2 * up8(nnz[q] * 4);
   }
   m.dest[P] = at;
+  for (int q = 0; q < P; q++) {
+    block_at(b, &m, q, rows, &s->blk_ip[q], &s->blk_idx[q], &s->blk_val[q]);
+    s->blk_ip[q][0] = nnz[q] = 0;
+  }
   int64_t r = 0;
-  for (int q = 0; q < P; q++) ((int64_t *)(b + m.dest[q]))[0] = nnz[q] = 0;
   for (int i = 0; i < n_apps; i++) {
     const dec_app *a = &dw->app[i];
+    const clue_csr *t = a->target;
     m.coef[i] = a->coef;
     for (int j = 0; j < a->n; j++, r++) {
       m.batch[r] = a->batch[j];
       m.app[r] = i;
       m.lib[r] = a->lib ? a->lib[j] : 0;
-      for (int64_t e = a->target->indptr[a->trow[j]]; e < a->target->indptr[a->trow[j] + 1];
-           e++) {
-        int f = a->target->indices[e], q = feat_owner(F, P, f);
-        int64_t *ip;
-        int32_t *idx;
-        float *val;
-        block_at(b, &m, q, rows, &ip, &idx, &val);
-        idx[nnz[q]] = f - feat_begin(F, P, q);
-        val[nnz[q]++] = a->target->data[e];
+      for (int64_t e = t->indptr[a->trow[j]], q = 0; e < t->indptr[a->trow[j] + 1]; e++) {
+        int f = t->indices[e];
+        q = owner_near(fb, (int)q, f);
+        s->blk_idx[q][nnz[q]] = f - fb[q];
+        s->blk_val[q][nnz[q]++] = t->data[e];
       }
-      for (int q = 0; q < P; q++) ((int64_t *)(b + m.dest[q]))[r + 1] = nnz[q];
+      for (int q = 0; q < P; q++) s->blk_ip[q][r + 1] = nnz[q];
     }
   }
   return true;

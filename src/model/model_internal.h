@@ -67,6 +67,10 @@ typedef struct out_split {
   int64_t *row0;      /* (P + 1) first row of each rank in the current run */
   int64_t *ident;     /* (cap_rows) 0, 1, 2, ...: target rows of exchanged CSRs */
   int64_t *nnz;       /* (P) scratch: targets per rank */
+  int *fb;            /* (P + 1) scratch: the slice bounds of one decoder */
+  int64_t **blk_ip;   /* (P) scratch: the blocks of put_targets */
+  int32_t **blk_idx;  /* (P) */
+  float **blk_val;    /* (P) */
   /* local[k]: decoder k's likelihood runs on this rank's features of every
    * rank's rows, so that only the rows' sparse targets move, not their
    * output-layer values; dw->loc and dw->dloc then hold cap_rows × slice.

@@ -125,6 +125,10 @@ static void split_free(out_split *s) {
   free(s->row0);
   free(s->ident);
   free(s->nnz);
+  free(s->fb);
+  free(s->blk_ip);
+  free(s->blk_idx);
+  free(s->blk_val);
   memset(s, 0, sizeof *s);
 }
 
@@ -166,7 +170,11 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->row0 = s->row_sl ? clue_calloc((size_t)P + 1, sizeof(int64_t), err) : NULL;
   s->ident = s->row0 ? clue_calloc((size_t)cap, sizeof(int64_t), err) : NULL;
   s->nnz = s->ident ? clue_calloc((size_t)P, sizeof(int64_t), err) : NULL;
-  int rc = clue_comm_agree(comm, s->nnz ? CLUE_OK : CLUE_ENOMEM, err);
+  s->fb = s->nnz ? clue_calloc((size_t)P + 1, sizeof(int), err) : NULL;
+  s->blk_ip = s->fb ? clue_calloc((size_t)P, sizeof(int64_t *), err) : NULL;
+  s->blk_idx = s->blk_ip ? clue_calloc((size_t)P, sizeof(int32_t *), err) : NULL;
+  s->blk_val = s->blk_idx ? clue_calloc((size_t)P, sizeof(float *), err) : NULL;
+  int rc = clue_comm_agree(comm, s->blk_val ? CLUE_OK : CLUE_ENOMEM, err);
   if (!rc) rc = clue_shm_new(comm, bytes, &s->shm, err);
   if (rc || !s->shm) {
     split_free(s);
