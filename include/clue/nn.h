@@ -55,11 +55,9 @@ void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int
 
 /* Outputs [o0, o1) only, dy (n × (o1 − o0)): rows o0 .. o1−1 of dW += dyᵀ·x and of
  * db += Σ rows dy (other rows untouched), and dx (n × in, may be NULL) +=
- * dy·W[o0:o1] (the part of the input gradient that flows through those outputs).
- * With overwrite, those rows of dW and db are set (=) instead: the first
- * gradient of a step, written over whatever they held (zero when n = 0). */
+ * dy·W[o0:o1] (the part of the input gradient that flows through those outputs). */
 void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
-                             const real *x, const real *dy, int n, real *dx, bool overwrite);
+                             const real *x, const real *dy, int n, real *dx);
 
 /* ---- element-wise ---- */
 

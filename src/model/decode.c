@@ -333,7 +333,7 @@ static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *
  * partial sums (all rows) into region A, and this rank's rows of their sum over
  * the ranks (in rank order) into dh. */
 static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int64_t rows,
-                           int hw, bool local, bool overwrite) {
+                           int hw, bool local) {
   int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), width = f1 - f0;
   char *me = slot(s, s->r);
@@ -348,8 +348,7 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
   real *part = (real *)(me + s->a_off);
   memset(part, 0, (size_t)(R * hw) * sizeof(real));
   clue_prof_pop();
-  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, dloc_s, (int)R, part,
-                          overwrite);
+  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, dloc_s, (int)R, part);
   sync_slots(s);
   clue_prof_push(CLUE_PROF_XCHG);
   int64_t n = rows * hw;
@@ -380,7 +379,7 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     rows += a->n;
   }
   out_split *s = &w->split;
-  bool split = out_split_active(s, comm), local = false;
+  bool split = s->shm && comm && comm->size == s->P, local = false;
   real *dloc = dw->dloc;
   if (split && !split_forward(m, dw, n_apps, s, k, rows, hw, &local)) {
     for (int i = 0; i < n_apps; i++) dw->app[i].nll = NAN; /* see out_split */
@@ -405,13 +404,11 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     return;
   }
   if (split) {
-    split_backward(m, dw, s, k, rows, hw, local, dw->fresh);
+    split_backward(m, dw, s, k, rows, hw, local);
   } else {
     memset(dw->dh, 0, (size_t)rows * hw * sizeof(real));
-    nn_linear_backward_rows(&m->gen, &m->dec_loc[k], 0, (int)m->spec.n_feat[k], dw->h,
-                            dw->dloc, (int)rows, dw->dh, dw->fresh);
+    nn_linear_backward(&m->gen, &m->dec_loc[k], dw->h, dw->dloc, (int)rows, dw->dh);
   }
-  dw->fresh = false;
   row0 = 0;
   for (int i = 0; i < n_apps; i++) {
     dec_app *a = &dw->app[i];

@@ -38,8 +38,6 @@ typedef struct dec_work {
   real *dh;   /* (DEC_APPS·B × stack out) */
   real *loc;  /* (DEC_APPS·B × F) */
   real *dloc; /* (DEC_APPS·B × F) */
-  bool fresh; /* this rank's rows of the output layer's gradient not yet
-                 written in this step: the next backward sets them */
 } dec_work;
 
 /* The decoders' output layers split by features over the ranks of one node
@@ -113,11 +111,6 @@ struct clue_work {
 };
 
 #define feat_begin clue_out_slice_begin
-
-/* Whether a run through communicator comm splits the output layers. */
-static inline bool out_split_active(const out_split *s, const clue_comm *comm) {
-  return s->shm && comm && comm->size == s->P;
-}
 
 /* Pass ids of the applications within one forward pass. */
 #define APP_ENCODERS 0

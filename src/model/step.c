@@ -367,68 +367,37 @@ static void gen_losses(const clue_model *m, const clue_minibatch *mb,
            lw->real_cross * l->real_cross_sum + lw->cos * l->cos_sum - lw->align * l->dsc;
 }
 
-/* This rank's rows [*r0, *r1) of decoder k's output layer in a step: its slice
- * when the layer is split, else all. */
-static void own_rows(const clue_model *m, const clue_work *w, const clue_comm *comm, int k,
-                     int64_t *r0, int64_t *r1) {
+/* Zeroes the generator's gradients before a step: through split output layers
+ * whose other rows are known zero (m->split_grad_clean), all but the rows of
+ * other ranks, which this rank's step never writes (at the Multiome shape on 2
+ * ranks, 21 of the arena's 56 MB). */
+static void zero_gen_grad(clue_model *m, const clue_work *w) {
   const out_split *s = &w->split;
-  int64_t F = m->spec.n_feat[k];
-  bool split = out_split_active(s, comm);
-  *r0 = split ? feat_begin(F, s->P, s->r) : 0;
-  *r1 = split ? feat_begin(F, s->P, s->r + 1) : F;
-}
-
-/* Zeroes the generator's gradients before a step but for the output layers'
- * weight and bias gradients: this rank's rows of those are written, not added
- * to, by the first backward of the step (dec_work.fresh; the layers are most of
- * the parameters: 10.2 of 13.9 M at the Multiome shape), and a split layer's
- * other rows stay zero once zeroed (m->split_grad_clean). */
-static void zero_gen_grad(clue_model *m, clue_work *w, const clue_comm *comm) {
   clue_arena *a = &m->gen;
-  bool split = out_split_active(&w->split, comm);
-  bool all_rows = split && !m->split_grad_clean; /* other ranks' rows need zeroing */
-  m->split_grad_clean = split;
+  if (!s->shm || !m->split_grad_clean) {
+    clue_arena_zero_grad(a);
+    m->split_grad_clean = s->shm != NULL;
+    return;
+  }
   const clue_tensor *t[2 * CLUE_K];
-  int n = 0, kt[2 * CLUE_K];
+  int n = 0;
   for (int k = 0; k < w->K; k++) {
-    w->dec[k].fresh = true;
     const clue_tensor *add[2] = {&a->t[m->dec_loc[k].w], &a->t[m->dec_loc[k].b]};
     for (int j = 0; j < 2; j++) { /* by offset */
       int i = n++;
-      for (; i > 0 && t[i - 1]->offset > add[j]->offset; i--) {
-        t[i] = t[i - 1];
-        kt[i] = kt[i - 1];
-      }
+      for (; i > 0 && t[i - 1]->offset > add[j]->offset; i--) t[i] = t[i - 1];
       t[i] = add[j];
-      kt[i] = k;
     }
   }
   int64_t at = 0;
   for (int i = 0; i < n; i++) {
-    int64_t r0, r1, c = t[i]->cols;
-    own_rows(m, w, comm, kt[i], &r0, &r1);
+    int64_t f0 = feat_begin(t[i]->rows, s->P, s->r), f1 = feat_begin(t[i]->rows, s->P, s->r + 1);
     memset(a->g + at, 0, (size_t)(t[i]->offset - at) * sizeof(real));
-    if (all_rows) {
-      memset(a->g + t[i]->offset, 0, (size_t)(r0 * c) * sizeof(real));
-      memset(a->g + t[i]->offset + r1 * c, 0, (size_t)((t[i]->rows - r1) * c) * sizeof(real));
-    }
-    at = t[i]->offset + t[i]->rows * c;
+    memset(a->g + t[i]->offset + f0 * t[i]->cols, 0,
+           (size_t)((f1 - f0) * t[i]->cols) * sizeof(real));
+    at = t[i]->offset + t[i]->rows * t[i]->cols;
   }
   memset(a->g + at, 0, (size_t)(a->n - at) * sizeof(real));
-}
-
-/* After a step's backward: zeroes this rank's rows of the output layers that no
- * backward wrote (a decoder that ran no rows). */
-static void zero_unwritten(clue_model *m, clue_work *w, const clue_comm *comm) {
-  clue_arena *a = &m->gen;
-  for (int k = 0; k < w->K; k++) {
-    if (!w->dec[k].fresh) continue;
-    int64_t r0, r1, in = m->dec_loc[k].in;
-    own_rows(m, w, comm, k, &r0, &r1);
-    memset(clue_arena_g(a, m->dec_loc[k].w) + r0 * in, 0, (size_t)((r1 - r0) * in) * sizeof(real));
-    memset(clue_arena_g(a, m->dec_loc[k].b) + r0, 0, (size_t)(r1 - r0) * sizeof(real));
-    w->dec[k].fresh = false;
-  }
 }
 
 int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
@@ -438,7 +407,7 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
   bool grad = p->train;
   size_t BKd = (size_t)w->B * w->Kd;
   if (grad) {
-    zero_gen_grad(m, w, comm);
+    zero_gen_grad(m, w);
     clue_arena_zero_grad(&m->disc);
   }
   for (int k = 0; k < K; k++) {
@@ -464,7 +433,6 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
       enc_backward(m, w, k, &mb->mod[k], mb->B, p, comm);
       enc_library_backward(m, w, k, &mb->mod[k]);
     }
-  if (grad) zero_unwritten(m, w, comm);
   clue_prof_push(CLUE_PROF_COLL);
   clue_comm_sum_double(comm, (double *)&s, sizeof s / sizeof(double));
   clue_prof_pop();

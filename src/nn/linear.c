@@ -1,6 +1,5 @@
 /* linear.c — fully connected layer y = x·Wᵀ + b through OpenBLAS gemm. */
 #include <stdio.h>
-#include <string.h>
 
 #include "clue/nn.h"
 #include "clue/prof.h"
@@ -37,7 +36,7 @@ void nn_linear_forward(const clue_arena *a, const nn_linear *l, const real *x, i
 
 void nn_linear_backward(clue_arena *a, const nn_linear *l, const real *x,
                         const real *dy, int n, real *dx) {
-  nn_linear_backward_rows(a, l, 0, l->out, x, dy, n, dx, false);
+  nn_linear_backward_rows(a, l, 0, l->out, x, dy, n, dx);
 }
 
 void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int o1,
@@ -59,15 +58,11 @@ void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int
 }
 
 void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
-                             const real *x, const real *dy, int n, real *dx, bool overwrite) {
+                             const real *x, const real *dy, int n, real *dx) {
   int m = o1 - o0;
-  if (m <= 0) return;
+  if (n <= 0 || m <= 0) return;
   real *gw = clue_arena_g(a, l->w) + (int64_t)o0 * l->in;
   real *gb = clue_arena_g(a, l->b) + o0;
-  if (overwrite) memset(gb, 0, (size_t)m * sizeof(real));
-  if (overwrite && (n <= 0 || l->in == 0))
-    memset(gw, 0, (size_t)m * l->in * sizeof(real));
-  if (n <= 0) return;
   clue_prof_push(CLUE_PROF_BIAS);
   for (int i = 0; i < n; i++) {
     const real *row = dy + (int64_t)i * m;
@@ -76,10 +71,10 @@ void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
   clue_prof_pop();
   if (l->in == 0) return;
   clue_prof_push(CLUE_PROF_GEMM);
-  /* dW[o0:o1] (m × in) (+)= dyᵀ (m × n) · x (n × in) */
+  /* dW[o0:o1] (m × in) += dyᵀ (m × n) · x (n × in) */
   clue_prof_gemm(m, l->in, n);
-  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, l->in, n, 1, dy, m, x, l->in,
-              overwrite ? 0 : 1, gw, l->in);
+  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, l->in, n, 1, dy, m, x, l->in, 1,
+              gw, l->in);
   if (dx) {
     clue_prof_gemm(n, l->in, m);
     cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, m, 1, dy, m,
