@@ -274,6 +274,39 @@ static void test_split_train_steps(void **state) {
   for (int i = 1; i < 3; i++) clue_model_free(mm[i]);
 }
 
+/* A split work sized for fewer rows than a step brings: the losses are NaN (on
+ * every rank alike, so the step fails everywhere) and this rank's rows of the
+ * output layers' gradients, which no backward wrote, are zero (the step zeroed
+ * them), not what the buffer held before. */
+static void test_split_beyond_bounds(void **state) {
+  fixture *fx = *state;
+  clue_model *m = fx->m;
+  int P = fx->comm.size, r = fx->comm.rank;
+  if (P == 1) skip(); /* nothing is split */
+  clue_err err;
+  clue_work *small;
+  TU_OK(clue_work_new(m, ROWS * P, &small, &err), &err);
+  TU_OK(clue_work_split_outputs(small, m, &fx->comm, 1, &err), &err); /* room for 1 row */
+  for (int64_t i = 0; i < m->gen.n; i++) m->gen.g[i] = 1;
+  clue_losses l;
+  clue_loss_weights lw = all_terms();
+  clue_pass p = {.seed = 5, .pass = 3, .disc_noise = 0, .train = true};
+  assert_int_equal(clue_model_g_step(m, small, fx->mb, &lw, &p, &fx->comm, &l, &err),
+                   CLUE_ENUMERIC);
+  assert_true(isnan(l.nll[0]) && isnan(l.nll[1]) && isnan(l.nll[2]));
+  for (int k = 0; k < 3; k++) {
+    int F = m->spec.n_feat[k], f0 = clue_out_slice_begin(F, P, r),
+        f1 = clue_out_slice_begin(F, P, r + 1), in = m->dec_loc[k].in;
+    const real *dw = clue_arena_g(&m->gen, m->dec_loc[k].w);
+    const real *db = clue_arena_g(&m->gen, m->dec_loc[k].b);
+    for (int f = f0; f < f1; f++) {
+      assert_true(db[f] == 0);
+      for (int c = 0; c < in; c++) assert_true(dw[(int64_t)f * in + c] == 0);
+    }
+  }
+  clue_work_free(small);
+}
+
 /* Likelihoods on every rank's rows for this rank's features: the rows' targets
  * cross (and NB's two per-row statistics). */
 static void test_split_local(void **state) { split_matches_whole(*state, true); }
@@ -286,6 +319,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_split_local, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_rows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_train_steps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_beyond_bounds, setup, teardown),
   };
   return TU_RUN(tests);
 }
