@@ -251,6 +251,53 @@ static double *stat_of(const out_split *s, int q, int v) {
   return (double *)(slot(s, q) + s->c_off) + (int64_t)v * s->cap_rows;
 }
 
+/* After phase 1 on every rank: each row's exp(m − M) / S for this rank's slice
+ * (likelihood.h), combined in rank order (the same M and S on every rank). */
+static void nb_row_scales(const out_split *s, int64_t R, int W) {
+  for (int64_t i = 0; i < R; i++) {
+    double M = -INFINITY, S = 0;
+    for (int q = 0; q < s->P; q++) M = fmax(M, stat_of(s, q, 0)[i]);
+    for (int q = 0; q < s->P; q++) S += stat_of(s, q, 1)[i] * exp(stat_of(s, q, 0)[i] - M);
+    s->row_scale[i] = W > 0 ? exp(stat_of(s, s->r, 0)[i] - M) / S : 0;
+  }
+}
+
+/* After phase 2 on every rank: each row's Σ p·gm over all features, in rank order. */
+static void nb_row_sl(const out_split *s, int64_t R) {
+  for (int64_t i = 0; i < R; i++) {
+    double sum = 0;
+    for (int q = 0; q < s->P; q++) sum += stat_of(s, q, 2)[i];
+    s->row_sl[i] = sum;
+  }
+}
+
+/* Phase 2 (nll) or 3 (grad) of the NB likelihood over every rank's rows, run by
+ * run of one application; phase 2 returns this rank's part of the NLLs in the
+ * applications' nll. */
+static void nb_phase(clue_model *m, dec_work *dw, const out_split *s, int k, bool nll,
+                     bool grad) {
+  int64_t F = m->spec.n_feat[k];
+  int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
+  real *p = dw->dloc, *gm = s->dloc_s;
+  for (int q = 0; q < s->P; q++) {
+    clue_csr t;
+    row_meta mq = rows_of(s, q, W, &t);
+    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
+      i1 = run_end(mq.app, i0, t.n_rows);
+      int64_t r0 = s->row0[q] + i0;
+      int n = (int)(i1 - i0);
+      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], NULL);
+      if (nll)
+        dw->app[mq.app[i0]].nll += nn_nb_cols_nll(
+            &dw->terms, f0, f1, n, mq.batch + i0, mq.lib + i0, s->row_scale + r0, &t,
+            s->ident + i0, p + r0 * W, gm + r0 * W, grad ? &g : NULL, stat_of(s, s->r, 2) + r0);
+      else
+        nn_nb_cols_grad(&dw->terms, f0, f1, dw->loc + r0 * W, n, mq.batch + i0, mq.lib + i0,
+                        s->row_sl + r0, gm + r0 * W, p + r0 * W, &g);
+    }
+  }
+}
+
 /* NB: the softmax spans the features of every rank; three phases with two
  * exchanges of per-row statistics through region C (likelihood.h). p lives in
  * dw->dloc (becoming dloc), gm in s->dloc_s. This rank's rows get their dlib. */
@@ -259,51 +306,20 @@ static void lik_local_nb(clue_model *m, dec_work *dw, int n_apps, const out_spli
   int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
   const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
-  real *p = dw->dloc, *gm = s->dloc_s;
   for (int q = 0; q < s->P; q++) {
     clue_csr t;
     row_meta mq = rows_of(s, q, W, &t);
     int64_t r0 = s->row0[q];
     nn_nb_cols_exp(&dw->terms, f0, f1, dw->loc + r0 * W, bias, (int)t.n_rows, mq.batch,
-                   p + r0 * W, stat_of(s, s->r, 0) + r0, stat_of(s, s->r, 1) + r0);
+                   dw->dloc + r0 * W, stat_of(s, s->r, 0) + r0, stat_of(s, s->r, 1) + r0);
   }
   sync_slots(s);
-  for (int64_t i = 0; i < R; i++) { /* the whole row's normaliser, the same on all ranks */
-    double M = -INFINITY, S = 0;
-    for (int q = 0; q < s->P; q++) M = fmax(M, stat_of(s, q, 0)[i]);
-    for (int q = 0; q < s->P; q++) S += stat_of(s, q, 1)[i] * exp(stat_of(s, q, 0)[i] - M);
-    s->row_scale[i] = W > 0 ? exp(stat_of(s, s->r, 0)[i] - M) / S : 0;
-  }
-  for (int q = 0; q < s->P; q++) {
-    clue_csr t;
-    row_meta mq = rows_of(s, q, W, &t);
-    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
-      i1 = run_end(mq.app, i0, t.n_rows);
-      int64_t r0 = s->row0[q] + i0;
-      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], NULL);
-      dw->app[mq.app[i0]].nll += nn_nb_cols_nll(
-          &dw->terms, f0, f1, (int)(i1 - i0), mq.batch + i0, mq.lib + i0, s->row_scale + r0,
-          &t, s->ident + i0, p + r0 * W, gm + r0 * W, grad ? &g : NULL, stat_of(s, s->r, 2) + r0);
-    }
-  }
+  nb_row_scales(s, R, W);
+  nb_phase(m, dw, s, k, true, grad);
   if (!grad) return;
   sync_slots(s);
-  for (int64_t i = 0; i < R; i++) { /* the whole row's Σ p·gm, in rank order */
-    double sum = 0;
-    for (int q = 0; q < s->P; q++) sum += stat_of(s, q, 2)[i];
-    s->row_sl[i] = sum;
-  }
-  for (int q = 0; q < s->P; q++) {
-    clue_csr t;
-    row_meta mq = rows_of(s, q, W, &t);
-    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
-      i1 = run_end(mq.app, i0, t.n_rows);
-      int64_t r0 = s->row0[q] + i0;
-      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], NULL);
-      nn_nb_cols_grad(&dw->terms, f0, f1, dw->loc + r0 * W, (int)(i1 - i0), mq.batch + i0,
-                      mq.lib + i0, s->row_sl + r0, gm + r0 * W, p + r0 * W, &g);
-    }
-  }
+  nb_row_sl(s, R);
+  nb_phase(m, dw, s, k, false, true);
   const double *sl = s->row_sl + s->row0[s->r]; /* this rank's rows, application by application */
   for (int i = 0; i < n_apps; sl += dw->app[i].n, i++)
     for (int j = 0; j < dw->app[i].n; j++) dw->app[i].dlib[j] = dw->app[i].coef * (real)sl[j];
