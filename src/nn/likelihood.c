@@ -166,24 +166,32 @@ static double nb_count_nll(double th, double mup, double tm, double itm, double 
   return -(x * (log(mup) - log(tm)) + lgamma(th + x) - lgamma(th) - lgamma(x + 1));
 }
 
-/* Softmax of the row's logits into p (F); returns nothing, p sums to 1. */
-static void nb_softmax(int F, const real *sp, const real *loc, const real *bias, real *p) {
-  for (int f = 0; f < F; f++) p[f] = sp[f] * loc[f] + bias[f];
-  real mx = lanes_max(p, F);
+/* e = exp(logit − m) over the row's F features, m (into *mx) the largest
+ * logit; returns Σ e. */
+static double nb_exp(int F, const real *sp, const real *loc, const real *bias, real *e,
+                     real *mx) {
+  for (int f = 0; f < F; f++) e[f] = sp[f] * loc[f] + bias[f];
+  real m = *mx = lanes_max(e, F);
   real acc[LANES] = {0};
   int f = 0;
   for (; f + LANES <= F; f += LANES)
     for (int l = 0; l < LANES; l++) {
-      real e = rf_exp(p[f + l] - mx);
-      p[f + l] = e;
-      acc[l] += e;
+      real v = rf_exp(e[f + l] - m);
+      e[f + l] = v;
+      acc[l] += v;
     }
   for (; f < F; f++) {
-    p[f] = rf_exp(p[f] - mx);
-    acc[0] += p[f];
+    e[f] = rf_exp(e[f] - m);
+    acc[0] += e[f];
   }
-  real inv = (real)(1.0 / lanes_sum(acc));
-  for (f = 0; f < F; f++) p[f] *= inv;
+  return lanes_sum(acc);
+}
+
+/* Softmax of the row's logits into p (F); returns nothing, p sums to 1. */
+static void nb_softmax(int F, const real *sp, const real *loc, const real *bias, real *p) {
+  real mx;
+  real inv = (real)(1.0 / nb_exp(F, sp, loc, bias, p, &mx));
+  for (int f = 0; f < F; f++) p[f] *= inv;
 }
 
 /* Σ_f θ·log1p(mu'/θ) (the NLL of a zero count, summed over every feature); with
@@ -303,24 +311,10 @@ void nn_nb_cols_exp(const nn_lik_terms *t, int f0, int f1, const real *loc, cons
   int F = t->F, W = f1 - f0;
   clue_prof_push(CLUE_PROF_LIK);
   for (int i = 0; i < n; i++) {
-    int64_t o = (int64_t)batch[i] * F + f0;
-    const real *sp = t->sp + o, *bias_b = bias + o, *loc_i = loc + (int64_t)i * W;
-    real *ei = e + (int64_t)i * W;
-    for (int f = 0; f < W; f++) ei[f] = sp[f] * loc_i[f] + bias_b[f];
-    real mx = lanes_max(ei, W), acc[LANES] = {0};
-    int f = 0;
-    for (; f + LANES <= W; f += LANES)
-      for (int l = 0; l < LANES; l++) {
-        real v = rf_exp(ei[f + l] - mx);
-        ei[f + l] = v;
-        acc[l] += v;
-      }
-    for (; f < W; f++) {
-      ei[f] = rf_exp(ei[f] - mx);
-      acc[0] += ei[f];
-    }
+    int64_t o = (int64_t)batch[i] * F + f0, at = (int64_t)i * W;
+    real mx;
+    s[i] = nb_exp(W, t->sp + o, loc + at, bias + o, e + at, &mx);
     m[i] = W > 0 ? (double)mx : -INFINITY;
-    s[i] = lanes_sum(acc);
   }
   clue_prof_pop();
 }
