@@ -274,6 +274,28 @@ static void test_split_train_steps(void **state) {
   for (int i = 1; i < 3; i++) clue_model_free(mm[i]);
 }
 
+/* A split work run through a communicator of another size runs its layers
+ * whole: after a split step, two steps through it on MPI_COMM_SELF give the
+ * gradients of the whole work on MPI_COMM_SELF (every row of the layers written
+ * and zeroed again, not only this rank's). */
+static void test_split_work_other_comm(void **state) {
+  fixture *fx = *state;
+  clue_model *m = fx->m;
+  const clue_arena *a = &m->gen;
+  if (fx->comm.size == 1) skip(); /* the same communicator size: nothing to test */
+  real *gw = malloc((size_t)a->n * sizeof(real)), *gs = malloc((size_t)a->n * sizeof(real));
+  step(fx, fx->split, true, gs); /* split: this rank's rows */
+  clue_comm world = fx->comm, self = {MPI_COMM_SELF, 0, 1};
+  fx->comm = self;
+  step(fx, fx->split, true, gs);
+  step(fx, fx->split, true, gs);
+  step(fx, fx->whole, true, gw);
+  fx->comm = world;
+  for (int64_t i = 0; i < a->n; i++) assert_true(gs[i] == gw[i]);
+  free(gw);
+  free(gs);
+}
+
 /* A split work sized for fewer rows than a step brings: the losses are NaN (on
  * every rank alike, so the step fails everywhere) and this rank's rows of the
  * output layers' gradients, which no backward wrote, are zero (the step zeroed
@@ -320,6 +342,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_split_rows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_train_steps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_beyond_bounds, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_work_other_comm, setup, teardown),
   };
   return TU_RUN(tests);
 }

@@ -395,7 +395,7 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     rows += a->n;
   }
   out_split *s = &w->split;
-  bool split = s->shm && comm && comm->size == s->P, local = false;
+  bool split = out_split_active(s, comm), local = false;
   real *dloc = dw->dloc;
   if (split && !split_forward(m, dw, n_apps, s, k, rows, hw, &local)) {
     for (int i = 0; i < n_apps; i++) dw->app[i].nll = NAN; /* see out_split */

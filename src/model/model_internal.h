@@ -112,6 +112,12 @@ struct clue_work {
 
 #define feat_begin clue_out_slice_begin
 
+/* Whether a run through communicator comm splits the output layers (else they
+ * run whole, every row on every rank). */
+static inline bool out_split_active(const out_split *s, const clue_comm *comm) {
+  return s->shm && comm && comm->size == s->P;
+}
+
 /* Pass ids of the applications within one forward pass. */
 #define APP_ENCODERS 0
 #define APP_SELF(k) (1 + (k))

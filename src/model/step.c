@@ -371,12 +371,13 @@ static void gen_losses(const clue_model *m, const clue_minibatch *mb,
  * whose other rows are known zero (m->split_grad_clean), all but the rows of
  * other ranks, which this rank's step never writes (at the Multiome shape on 2
  * ranks, 21 of the arena's 56 MB). */
-static void zero_gen_grad(clue_model *m, const clue_work *w) {
+static void zero_gen_grad(clue_model *m, const clue_work *w, const clue_comm *comm) {
   const out_split *s = &w->split;
   clue_arena *a = &m->gen;
-  if (!s->shm || !m->split_grad_clean) {
+  bool split = out_split_active(s, comm); /* else whole layers write every row */
+  if (!split || !m->split_grad_clean) {
     clue_arena_zero_grad(a);
-    m->split_grad_clean = s->shm != NULL;
+    m->split_grad_clean = split;
     return;
   }
   const clue_tensor *t[2 * CLUE_K];
@@ -407,7 +408,7 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
   bool grad = p->train;
   size_t BKd = (size_t)w->B * w->Kd;
   if (grad) {
-    zero_gen_grad(m, w);
+    zero_gen_grad(m, w, comm);
     clue_arena_zero_grad(&m->disc);
   }
   for (int k = 0; k < K; k++) {
