@@ -594,6 +594,43 @@ static void test_digamma_reference(void **state) {
   printf("  digamma: largest error against the long double reference %.3g\n", worst);
 }
 
+/* nn_lik_terms_update_cols over the pieces [0, 16), [16, 48), [48, 53) gives
+ * the terms of nn_lik_terms_update bit for bit, and a piece leaves the other
+ * columns as they were. */
+static void test_terms_columns(void **state) {
+  (void)state;
+  for (int lik = CLUE_LIK_NB; lik <= CLUE_LIK_NORMAL; lik++) {
+    prob p;
+    int F = 53, cut[4] = {0, 16, 48, 53};
+    make_prob(&p, (clue_likelihood)lik, T_MIXED, 3, F, 70 + lik);
+    clue_err err;
+    nn_lik_terms whole, parts;
+    TU_OK(nn_lik_terms_new(p.lik, F, p.nb, &whole, &err), &err);
+    TU_OK(nn_lik_terms_new(p.lik, F, p.nb, &parts, &err), &err);
+    nn_lik_terms_update(&whole, p.scale, p.disp);
+    size_t bf = (size_t)p.nb * F;
+    float *arr[2][5] = {{whole.sp, whole.dsp, whole.theta, whole.log_theta, whole.dtheta},
+                        {parts.sp, parts.dsp, parts.theta, parts.log_theta, parts.dtheta}};
+    for (int a = 0; a < 5; a++)
+      for (size_t q = 0; q < bf; q++) arr[1][a][q] = -7; /* marks what a piece leaves */
+    nn_lik_terms_update_cols(&parts, p.scale, p.disp, cut[1], cut[2]);
+    for (int a = 0; a < 5; a++)
+      for (size_t q = 0; q < bf; q++) {
+        int f = (int)(q % (size_t)F);
+        bool in = f >= cut[1] && f < cut[2];
+        if (in && lik == CLUE_LIK_BERNOULLI && a >= 2) continue; /* no dispersion */
+        assert_true(in ? arr[1][a][q] == arr[0][a][q] : arr[1][a][q] == -7);
+      }
+    nn_lik_terms_update_cols(&parts, p.scale, p.disp, cut[0], cut[1]);
+    nn_lik_terms_update_cols(&parts, p.scale, p.disp, cut[2], cut[3]);
+    for (int a = 0; a < (lik == CLUE_LIK_BERNOULLI ? 2 : 5); a++)
+      assert_memory_equal(arr[1][a], arr[0][a], bf * sizeof(float));
+    nn_lik_terms_free(&whole);
+    nn_lik_terms_free(&parts);
+    free_prob(&p);
+  }
+}
+
 /* The NB phases over the pieces [0, 16), [16, 48), [48, 53) of the features,
  * combined between phases as a caller over three ranks does (likelihood.h),
  * give nn_lik_nll's row sums, dloc, dlib and per-(feature, batch) gradients:
@@ -701,7 +738,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_bernoulli_values), cmocka_unit_test(test_normal_values),
       cmocka_unit_test(test_gradients_float),  cmocka_unit_test(test_digamma_constants),
       cmocka_unit_test(test_digamma_reference), cmocka_unit_test(test_column_ranges),
-      cmocka_unit_test(test_nb_split_phases),
+      cmocka_unit_test(test_nb_split_phases), cmocka_unit_test(test_terms_columns),
   };
   return TU_RUN(tests);
 }

@@ -54,6 +54,11 @@ void nn_lik_terms_free(nn_lik_terms *t);
  * log_theta for NB, log_std for Normal, unused for Bernoulli). */
 void nn_lik_terms_update(nn_lik_terms *t, const real *scale, const real *disp);
 
+/* The same for features [f0, f1) only (every batch); the other columns of the
+ * terms keep their values. */
+void nn_lik_terms_update_cols(nn_lik_terms *t, const real *scale, const real *disp, int f0,
+                              int f1);
+
 /* Gradient outputs of nn_lik_nll; any pointer may be NULL to skip it. */
 typedef struct nn_lik_grad {
   real coef;     /* every gradient is multiplied by coef (loss weight / count) */

@@ -381,6 +381,17 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
 
 /* ---- one run of a decoder ---- */
 
+/* Makes the per-(feature, batch) terms of features [f0, f1) current for this
+ * pass (clue_model_g_step marks none current): a local likelihood needs this
+ * rank's slice only, a whole one every feature. */
+static void terms_need(clue_model *m, dec_work *dw, int k, int f0, int f1) {
+  if (dw->terms_f0 <= f0 && f1 <= dw->terms_f1) return;
+  nn_lik_terms_update_cols(&dw->terms, clue_arena_w(&m->gen, m->dec_scale[k]),
+                           clue_arena_w(&m->gen, m->dec_disp[k]), f0, f1);
+  dw->terms_f0 = f0;
+  dw->terms_f1 = f1;
+}
+
 void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p, bool grad,
              const clue_comm *comm) {
   dec_work *dw = &w->dec[k];
@@ -406,6 +417,11 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     dloc = (real *)(slot(s, s->r) + s->b_off);
   }
   if (!split) nn_linear_forward(&m->gen, &m->dec_loc[k], dw->h, (int)rows, dw->loc);
+  int64_t F = m->spec.n_feat[k];
+  if (local)
+    terms_need(m, dw, k, feat_begin(F, s->P, s->r), feat_begin(F, s->P, s->r + 1));
+  else
+    terms_need(m, dw, k, 0, (int)F);
   int64_t row0 = 0;
   if (local) {
     lik_local(m, dw, n_apps, s, k, grad);

@@ -33,6 +33,7 @@ typedef struct dec_app {
  * so its weights are read once per pass instead of once per application. */
 typedef struct dec_work {
   nn_lik_terms terms;
+  int terms_f0, terms_f1; /* the features whose terms are current in this pass */
   dec_app app[DEC_APPS];
   real *h;    /* (DEC_APPS·B × stack out) stack outputs, stacked */
   real *dh;   /* (DEC_APPS·B × stack out) */

@@ -412,8 +412,7 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
     clue_arena_zero_grad(&m->disc);
   }
   for (int k = 0; k < K; k++) {
-    nn_lik_terms_update(&w->dec[k].terms, clue_arena_w(&m->gen, m->dec_scale[k]),
-                        clue_arena_w(&m->gen, m->dec_disp[k]));
+    w->dec[k].terms_f0 = w->dec[k].terms_f1 = 0; /* the weights moved: dec_run recomputes */
     enc_forward(m, w, k, &mb->mod[k], mb->B, p, comm);
     enc_sample(m, w, k, &mb->mod[k], p);
     enc_library_forward(m, w, k, &mb->mod[k]);

@@ -61,9 +61,16 @@ void nn_lik_terms_free(nn_lik_terms *t) {
 }
 
 void nn_lik_terms_update(nn_lik_terms *t, const real *scale, const real *disp) {
-  int64_t n = (int64_t)t->F * t->nb;
-  clue_prof_push(CLUE_PROF_LIK_TERMS);
-  real *sp = t->sp, *dsp = t->dsp, *th = t->theta, *lth = t->log_theta, *dth = t->dtheta;
+  nn_lik_terms_update_cols(t, scale, disp, 0, t->F);
+}
+
+/* The terms of n consecutive (feature, batch) entries from offset o. */
+static void terms_run(nn_lik_terms *t, const real *scale, const real *disp, int64_t o,
+                      int64_t n) {
+  real *sp = t->sp + o, *dsp = t->dsp + o, *th = t->theta + o, *lth = t->log_theta + o;
+  real *dth = t->dtheta + o;
+  scale += o;
+  disp = disp ? disp + o : NULL; /* unused by Bernoulli */
   for (int64_t i = 0; i < n; i++) sp[i] = rf_softplus_sigmoid(scale[i], &dsp[i]);
   if (t->lik == CLUE_LIK_NB) {
     const real mx = (real)NN_LOG_THETA_MAX;
@@ -82,6 +89,15 @@ void nn_lik_terms_update(nn_lik_terms *t, const real *scale, const real *disp) {
       lth[i] = r_log(th[i]);
     }
   }
+}
+
+void nn_lik_terms_update_cols(nn_lik_terms *t, const real *scale, const real *disp, int f0,
+                              int f1) {
+  clue_prof_push(CLUE_PROF_LIK_TERMS);
+  if (f0 == 0 && f1 == t->F)
+    terms_run(t, scale, disp, 0, (int64_t)t->F * t->nb);
+  else
+    for (int b = 0; b < t->nb; b++) terms_run(t, scale, disp, (int64_t)b * t->F + f0, f1 - f0);
   clue_prof_pop();
 }
 
