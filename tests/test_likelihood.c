@@ -362,6 +362,26 @@ static int check_grad_array(const char *what, prob *pr, float *p, int count, con
 }
 
 /* disp_scale shrinks the dispersions of make_prob (log θ −10 … 10, log std −5 … 5). */
+/* Gradient outputs with coef 0.5: dloc (nf values, none when 0), dlib (n, none
+ * when 0) and the per-(feature, batch) arrays (bf each), zeroed. */
+static nn_lik_grad grad_new(size_t nf, size_t n, size_t bf) {
+  nn_lik_grad g = {.coef = 0.5f};
+  g.dloc = nf ? calloc(nf, sizeof(float)) : NULL;
+  g.dlib = n ? calloc(n, sizeof(float)) : NULL;
+  g.dscale = calloc(bf, sizeof(float));
+  g.dbias = calloc(bf, sizeof(float));
+  g.ddisp = calloc(bf, sizeof(float));
+  return g;
+}
+
+static void grad_free(nn_lik_grad *g) {
+  free(g->dloc);
+  free(g->dlib);
+  free(g->dscale);
+  free(g->dbias);
+  free(g->ddisp);
+}
+
 static double check_grads(clue_likelihood lik, int kind, int n, int F, float disp_scale,
                           uint64_t seed) {
   prob p;
@@ -369,14 +389,7 @@ static double check_grads(clue_likelihood lik, int kind, int n, int F, float dis
   for (int q = 0; q < p.nb * F; q++) p.disp[q] *= disp_scale;
   double worst = 0;
   size_t nf = (size_t)n * F, bf = (size_t)p.nb * F;
-  nn_lik_grad g;
-  memset(&g, 0, sizeof g);
-  g.coef = 0.5f;
-  g.dloc = calloc(nf, sizeof(float));
-  g.dscale = calloc(bf, sizeof(float));
-  g.dbias = calloc(bf, sizeof(float));
-  g.ddisp = calloc(bf, sizeof(float));
-  g.dlib = calloc((size_t)n, sizeof(float));
+  nn_lik_grad g = grad_new(nf, (size_t)n, bf);
   run_nll(&p, &g, NULL);
   char what[96];
   int bad = 0;
@@ -394,11 +407,7 @@ static double check_grads(clue_likelihood lik, int kind, int n, int F, float dis
     snprintf(what, sizeof what, "%s %s dlib", LIK_NAME[lik], KIND_NAME[kind]);
     bad += check_grad_array(what, &p, p.lib, n, g.dlib, 0.5, &worst);
   }
-  free(g.dloc);
-  free(g.dscale);
-  free(g.dbias);
-  free(g.ddisp);
-  free(g.dlib);
+  grad_free(&g);
   free_prob(&p);
   assert_int_equal(bad, 0);
   return worst;
@@ -455,14 +464,7 @@ static void test_column_ranges(void **state) {
     TU_OK(nn_lik_terms_new(p.lik, F, p.nb, &t, &err), &err);
     nn_lik_terms_update(&t, p.scale, p.disp);
     size_t nf = (size_t)n * F, bf = (size_t)p.nb * F;
-    nn_lik_grad gw = {.coef = 0.5f}, gp = {.coef = 0.5f};
-    gw.dloc = calloc(nf, sizeof(float));
-    gw.dscale = calloc(bf, sizeof(float));
-    gw.dbias = calloc(bf, sizeof(float));
-    gw.ddisp = calloc(bf, sizeof(float));
-    gp.dscale = calloc(bf, sizeof(float));
-    gp.dbias = calloc(bf, sizeof(float));
-    gp.ddisp = calloc(bf, sizeof(float));
+    nn_lik_grad gw = grad_new(nf, 0, bf), gp = grad_new(0, 0, bf);
     double *row_w = calloc((size_t)n, sizeof(double)), *row_p = calloc((size_t)n, sizeof(double));
     const float *lib = lik == CLUE_LIK_NB ? p.lib : NULL;
     nn_lik_nll(&t, p.loc, p.bias, n, p.batch, lib, p.target, p.rows, &gw, row_w);
@@ -487,6 +489,7 @@ static void test_column_ranges(void **state) {
         clue_csr_free(tc);
         free(loc);
         free(gp.dloc);
+        gp.dloc = NULL;
       }
       for (int i = 0; i < n; i++) TU_CLOSE(row_p[i], row_w[i], 1e-6);
       for (size_t q = 0; q < bf; q++) {
@@ -495,13 +498,8 @@ static void test_column_ranges(void **state) {
         TU_CLOSE(gp.ddisp[q], gw.ddisp[q], 1e-6);
       }
     }
-    free(gw.dloc);
-    free(gw.dscale);
-    free(gw.dbias);
-    free(gw.ddisp);
-    free(gp.dscale);
-    free(gp.dbias);
-    free(gp.ddisp);
+    grad_free(&gw);
+    grad_free(&gp);
     free(row_w);
     free(row_p);
     nn_lik_terms_free(&t);
@@ -647,15 +645,7 @@ static void test_nb_split_phases(void **state) {
   TU_OK(nn_lik_terms_new(p.lik, F, p.nb, &t, &err), &err);
   nn_lik_terms_update(&t, p.scale, p.disp);
   size_t nf = (size_t)n * F, bf = (size_t)p.nb * F;
-  nn_lik_grad gw = {.coef = 0.5f}, gp = {.coef = 0.5f};
-  gw.dloc = calloc(nf, sizeof(float));
-  gw.dlib = calloc((size_t)n, sizeof(float));
-  gw.dscale = calloc(bf, sizeof(float));
-  gw.dbias = calloc(bf, sizeof(float));
-  gw.ddisp = calloc(bf, sizeof(float));
-  gp.dscale = calloc(bf, sizeof(float));
-  gp.dbias = calloc(bf, sizeof(float));
-  gp.ddisp = calloc(bf, sizeof(float));
+  nn_lik_grad gw = grad_new(nf, (size_t)n, bf), gp = grad_new(0, 0, bf);
   double row_w[16], row_p[16] = {0}, m[PIECES][16], s[PIECES][16], sl[PIECES][16];
   double nll_w = nn_lik_nll(&t, p.loc, p.bias, n, p.batch, p.lib, p.target, p.rows, &gw, row_w);
   float *loc[PIECES], *pv[PIECES], *gm[PIECES];
@@ -720,14 +710,8 @@ static void test_nb_split_phases(void **state) {
     free(gm[q]);
     clue_csr_free(tc[q]);
   }
-  free(gw.dloc);
-  free(gw.dlib);
-  free(gw.dscale);
-  free(gw.dbias);
-  free(gw.ddisp);
-  free(gp.dscale);
-  free(gp.dbias);
-  free(gp.ddisp);
+  grad_free(&gw);
+  grad_free(&gp);
   nn_lik_terms_free(&t);
   free_prob(&p);
 }

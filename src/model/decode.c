@@ -225,26 +225,6 @@ static nn_lik_grad lik_grad(clue_model *m, int k, real coef, real *dloc) {
   return g;
 }
 
-/* Independent features (Bernoulli, Normal): each run of rows at once. */
-static void lik_local_indep(clue_model *m, dec_work *dw, const out_split *s, int k,
-                            bool grad) {
-  int64_t F = m->spec.n_feat[k];
-  int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
-  const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
-  for (int q = 0; q < s->P; q++) {
-    clue_csr t;
-    row_meta mq = rows_of(s, q, W, &t);
-    for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
-      i1 = run_end(mq.app, i0, t.n_rows);
-      int64_t r0 = s->row0[q] + i0;
-      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], dw->dloc + r0 * W);
-      dw->app[mq.app[i0]].nll +=
-          nn_lik_nll_cols(&dw->terms, f0, f1, dw->loc + r0 * W, bias, (int)(i1 - i0),
-                          mq.batch + i0, NULL, &t, s->ident + i0, grad ? &g : NULL, NULL);
-    }
-  }
-}
-
 /* Per-row values of every rank in region C: value v (0: largest logit, 1: Σ
  * exp, 2: sl; see likelihood.h) of rank q's computation for row i. */
 static double *stat_of(const out_split *s, int q, int v) {
@@ -271,13 +251,18 @@ static void nb_row_sl(const out_split *s, int64_t R) {
   }
 }
 
-/* Phase 2 (nll) or 3 (grad) of the NB likelihood over every rank's rows, run by
- * run of one application; phase 2 returns this rank's part of the NLLs in the
- * applications' nll. */
-static void nb_phase(clue_model *m, dec_work *dw, const out_split *s, int k, bool nll,
+/* What lik_runs computes on each run of rows: the whole likelihood of
+ * independent features (Bernoulli, Normal), or phase 2 or 3 of NB's. */
+typedef enum { LIK_INDEP, LIK_NB_NLL, LIK_NB_GRAD } lik_part;
+
+/* One part of the likelihood over every rank's rows on this rank's features,
+ * run by run of one application; the NLL parts add to the applications' nll.
+ * NB: p lives in dw->dloc (becoming dloc), gm in s->dloc_s. */
+static void lik_runs(clue_model *m, dec_work *dw, const out_split *s, int k, lik_part part,
                      bool grad) {
   int64_t F = m->spec.n_feat[k];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
+  const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
   real *p = dw->dloc, *gm = s->dloc_s;
   for (int q = 0; q < s->P; q++) {
     clue_csr t;
@@ -285,12 +270,16 @@ static void nb_phase(clue_model *m, dec_work *dw, const out_split *s, int k, boo
     for (int64_t i0 = 0, i1; i0 < t.n_rows; i0 = i1) {
       i1 = run_end(mq.app, i0, t.n_rows);
       int64_t r0 = s->row0[q] + i0;
-      int n = (int)(i1 - i0);
-      nn_lik_grad g = lik_grad(m, k, mq.coef[mq.app[i0]], NULL);
-      if (nll)
-        dw->app[mq.app[i0]].nll += nn_nb_cols_nll(
+      int n = (int)(i1 - i0), app = mq.app[i0];
+      nn_lik_grad g = lik_grad(m, k, mq.coef[app], part == LIK_INDEP ? p + r0 * W : NULL);
+      nn_lik_grad *gp = grad ? &g : NULL;
+      if (part == LIK_INDEP)
+        dw->app[app].nll += nn_lik_nll_cols(&dw->terms, f0, f1, dw->loc + r0 * W, bias, n,
+                                            mq.batch + i0, NULL, &t, s->ident + i0, gp, NULL);
+      else if (part == LIK_NB_NLL)
+        dw->app[app].nll += nn_nb_cols_nll(
             &dw->terms, f0, f1, n, mq.batch + i0, mq.lib + i0, s->row_scale + r0, &t,
-            s->ident + i0, p + r0 * W, gm + r0 * W, grad ? &g : NULL, stat_of(s, s->r, 2) + r0);
+            s->ident + i0, p + r0 * W, gm + r0 * W, gp, stat_of(s, s->r, 2) + r0);
       else
         nn_nb_cols_grad(&dw->terms, f0, f1, dw->loc + r0 * W, n, mq.batch + i0, mq.lib + i0,
                         s->row_sl + r0, gm + r0 * W, p + r0 * W, &g);
@@ -315,11 +304,11 @@ static void lik_local_nb(clue_model *m, dec_work *dw, int n_apps, const out_spli
   }
   sync_slots(s);
   nb_row_scales(s, R, W);
-  nb_phase(m, dw, s, k, true, grad);
+  lik_runs(m, dw, s, k, LIK_NB_NLL, grad);
   if (!grad) return;
   sync_slots(s);
   nb_row_sl(s, R);
-  nb_phase(m, dw, s, k, false, true);
+  lik_runs(m, dw, s, k, LIK_NB_GRAD, true);
   const double *sl = s->row_sl + s->row0[s->r]; /* this rank's rows, application by application */
   for (int i = 0; i < n_apps; sl += dw->app[i].n, i++)
     for (int j = 0; j < dw->app[i].n; j++) dw->app[i].dlib[j] = dw->app[i].coef * (real)sl[j];
@@ -340,7 +329,7 @@ static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *
   if (m->spec.lik[k] == CLUE_LIK_NB)
     lik_local_nb(m, dw, n_apps, s, k, grad);
   else
-    lik_local_indep(m, dw, s, k, grad);
+    lik_runs(m, dw, s, k, LIK_INDEP, grad);
 }
 
 /* Backward: this rank's features of every rank's dloc into dloc_s (local: they
