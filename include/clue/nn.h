@@ -59,6 +59,11 @@ void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int
 void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
                              const real *x, const real *dy, int n, real *dx);
 
+/* The input-gradient part of nn_linear_backward_rows alone: dx (n × in) +=
+ * dy·W[o0:o1] (dy: n × (o1 − o0)). */
+void nn_linear_backward_rows_dx(const clue_arena *a, const nn_linear *l, int o0, int o1,
+                                const real *dy, int n, real *dx);
+
 /* ---- element-wise ---- */
 
 /* y = x > 0 ? x : slope·x, in place. */

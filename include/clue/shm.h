@@ -34,4 +34,15 @@ int64_t clue_shm_bytes(const clue_shm *s);
  * every rank after it (memory barrier, barrier, memory barrier). */
 void clue_shm_sync(const clue_shm *s);
 
+/* A barrier in two halves, so that a rank can work between saying it is done
+ * and waiting for the others. Every rank makes the same sequence of arrivals;
+ * arrival n of a rank says: what it wrote to any slot before is written, and
+ * what it was to read of the other ranks' slots before is read. Returns n
+ * (1, 2, ...). Independent of clue_shm_sync. */
+uint64_t clue_shm_arrive(clue_shm *s);
+
+/* Returns once every rank has made arrival n; what they wrote before it is then
+ * visible here. Spins, then yields the core while it waits. */
+void clue_shm_wait(const clue_shm *s, uint64_t n);
+
 #endif

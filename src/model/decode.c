@@ -40,13 +40,20 @@ static double app_nll(clue_model *m, dec_work *dw, int k, dec_app *a, int64_t ro
 
 static char *slot(const out_split *s, int q) { return clue_shm_slot(s->shm, q); }
 
-/* The ranks' barrier between writing and reading slots (its waiting counted with
- * the small collectives, apart from the copies). */
-static void sync_slots(const out_split *s) {
+/* The ranks synchronise through the window's arrivals (shm.h): a rank says it
+ * is done with arrive() and waits for the others only where it needs their
+ * work (its waiting counted with the small collectives, apart from the copies).
+ * Every rank makes the same arrivals in the same order. */
+static uint64_t arrive(const out_split *s) { return clue_shm_arrive(s->shm); }
+
+static void wait_for(const out_split *s, uint64_t n) {
   clue_prof_push(CLUE_PROF_COLL);
-  clue_shm_sync(s->shm);
+  clue_shm_wait(s->shm, n);
   clue_prof_pop();
 }
+
+/* A whole barrier: arrive, then wait for every rank's same arrival. */
+static void sync_slots(const out_split *s) { wait_for(s, arrive(s)); }
 
 /* ---- targets of a local-likelihood decoder, through region B ----
  *
@@ -155,6 +162,7 @@ static bool split_forward(clue_model *m, dec_work *dw, int n_apps, out_split *s,
                           int64_t rows, int hw, bool *local) {
   int64_t F = m->spec.n_feat[k];
   char *me = slot(s, s->r);
+  wait_for(s, s->done); /* the last run's readers of this slot are done */
   clue_prof_push(CLUE_PROF_XCHG);
   int64_t *head = (int64_t *)me;
   bool fits = rows <= s->cap_own;
@@ -173,12 +181,13 @@ static bool split_forward(clue_model *m, dec_work *dw, int n_apps, out_split *s,
   }
   if (!fits || s->row0[s->P] > s->cap_rows) { /* more rows than promised: all see it */
     clue_prof_pop();
-    sync_slots(s); /* the headers are read no more before the next run writes them */
+    s->done = arrive(s); /* the headers are read */
     return false;
   }
   for (int q = 0; q < s->P; q++)
     memcpy(s->h_all + s->row0[q] * hw, slot(s, q) + s->a_off,
            (size_t)((s->row0[q + 1] - s->row0[q]) * hw) * sizeof(real));
+  s->h_read = arrive(s);
   clue_prof_pop();
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1);
   real *loc_s = *local ? dw->loc : (real *)(me + s->b_off);
@@ -342,8 +351,11 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
   int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), width = f1 - f0;
   char *me = slot(s, s->r);
-  sync_slots(s); /* every rank is done reading slots: region A may be written */
   real *dloc_s = local ? dw->dloc : s->dloc_s;
+  if (local)
+    wait_for(s, s->h_read); /* then region A may be written */
+  else
+    sync_slots(s); /* every rank's dloc is in its region B */
   clue_prof_push(CLUE_PROF_XCHG);
   for (int q = 0; q < s->P && !local; q++) {
     const real *src = (const real *)(slot(s, q) + s->b_off);
@@ -353,8 +365,12 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
   real *part = (real *)(me + s->a_off);
   memset(part, 0, (size_t)(R * hw) * sizeof(real));
   clue_prof_pop();
-  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, dloc_s, (int)R, part);
-  sync_slots(s);
+  /* the input-gradient part first: the weight gradient's GEMM then runs while
+   * the other ranks finish theirs */
+  nn_linear_backward_rows_dx(&m->gen, &m->dec_loc[k], f0, f1, dloc_s, (int)R, part);
+  uint64_t parts = arrive(s);
+  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, dloc_s, (int)R, NULL);
+  wait_for(s, parts);
   clue_prof_push(CLUE_PROF_XCHG);
   int64_t n = rows * hw;
   memcpy(dw->dh, (const real *)(slot(s, 0) + s->a_off) + s->row0[s->r] * hw,
@@ -365,7 +381,7 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
     for (int64_t i = 0; i < n; i++) dh[i] += src[i];
   }
   clue_prof_pop();
-  sync_slots(s); /* region A is read no more before it is written again */
+  s->done = arrive(s); /* the slots are read no more in this run */
 }
 
 /* ---- one run of a decoder ---- */
@@ -421,7 +437,7 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     }
   }
   if (!grad) {
-    if (split) sync_slots(s); /* region B is read no more before the next run writes it */
+    if (split) s->done = arrive(s); /* the slots are read no more in this run */
     return;
   }
   if (split) {

@@ -59,6 +59,11 @@ typedef struct out_split {
   int P, r;
   int64_t cap_rows;   /* rows of one decoder run over all ranks, at most */
   int64_t cap_own;    /* rows of one decoder run on one rank, at most */
+  uint64_t done;      /* the arrival (clue_shm_arrive) after which every rank is
+                         done reading the slots in the last run: wait for it
+                         before writing this rank's slot again */
+  uint64_t h_read;    /* the arrival after which every rank has read the stack
+                         outputs in region A (which the backward then overwrites) */
   int64_t a_off, b_off, c_off; /* byte offsets of regions A, B and C in a slot */
   real *h_all;        /* (cap_rows × max stack width) every rank's stack outputs */
   real *dloc_s;       /* (cap_rows × max slice) dloc of every rank's rows, this

@@ -75,10 +75,17 @@ void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
   clue_prof_gemm(m, l->in, n);
   cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, l->in, n, 1, dy, m, x, l->in, 1,
               gw, l->in);
-  if (dx) {
-    clue_prof_gemm(n, l->in, m);
-    cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, m, 1, dy, m,
-                clue_arena_w(a, l->w) + (int64_t)o0 * l->in, l->in, 1, dx, l->in);
-  }
+  clue_prof_pop();
+  if (dx) nn_linear_backward_rows_dx(a, l, o0, o1, dy, n, dx);
+}
+
+void nn_linear_backward_rows_dx(const clue_arena *a, const nn_linear *l, int o0, int o1,
+                                const real *dy, int n, real *dx) {
+  int m = o1 - o0;
+  if (n <= 0 || m <= 0 || l->in == 0) return;
+  clue_prof_push(CLUE_PROF_GEMM);
+  clue_prof_gemm(n, l->in, m);
+  cblas_rgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, m, 1, dy, m,
+              clue_arena_w(a, l->w) + (int64_t)o0 * l->in, l->in, 1, dx, l->in);
   clue_prof_pop();
 }
