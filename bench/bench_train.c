@@ -420,19 +420,22 @@ static double peak_mib(const clue_comm *c) {
 /* Collective. Rank 0 prints every rank's split of the step (mean seconds per
  * step and section, and in brackets the section's entries per step), one line
  * per rank: waiting at a collective shows up on the rank that was ahead. */
-static void print_rank_split(const clue_comm *c, const result *r) {
-  double mine[2 * CLUE_PROF_N];
+/* taken: tiles of other ranks' weight gradients this rank ran per step. */
+static void print_rank_split(const clue_comm *c, const result *r, double taken) {
+  enum { N = 2 * CLUE_PROF_N + 1 };
+  double mine[N];
   memcpy(mine, r->sec, sizeof r->sec);
   memcpy(mine + CLUE_PROF_N, r->calls, sizeof r->calls);
-  double *all = c->rank == 0 ? calloc((size_t)c->size * 2 * CLUE_PROF_N, sizeof *all) : NULL;
-  MPI_Gather(mine, 2 * CLUE_PROF_N, MPI_DOUBLE, all, 2 * CLUE_PROF_N, MPI_DOUBLE, 0, c->comm);
+  mine[N - 1] = taken;
+  double *all = c->rank == 0 ? calloc((size_t)c->size * N, sizeof *all) : NULL;
+  MPI_Gather(mine, N, MPI_DOUBLE, all, N, MPI_DOUBLE, 0, c->comm);
   if (c->rank != 0) return;
   for (int q = 0; all && q < c->size; q++) {
-    const double *sec = all + q * 2 * CLUE_PROF_N, *calls = sec + CLUE_PROF_N;
+    const double *sec = all + q * N, *calls = sec + CLUE_PROF_N;
     printf("rank %d split:", q);
     for (int i = 0; i < CLUE_PROF_N; i++)
       if (sec[i] > 0) printf(" %s %.4f (%.0f)", clue_prof_label(i), sec[i], calls[i]);
-    printf("\n");
+    printf("; tiles of other ranks %.1f\n", sec[N - 1]);
   }
   free(all);
 }
@@ -455,6 +458,7 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
       (rc = clue_train_split_grads(gs, m, w, err)))
     return rc;
   r->shared_sum = clue_gradsum_shared(gs);
+  int64_t taken0 = clue_work_tiles_taken(w);
   double *times = calloc((size_t)a->steps + 1, sizeof *times);
   double *bounds = calloc((size_t)a->steps + 1, sizeof *bounds);
   replay_bufs rb = {0};
@@ -501,7 +505,8 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
     r->p90 = times[(a->steps * 9) / 10 < a->steps ? (a->steps * 9) / 10 : a->steps - 1];
     qsort(bounds, (size_t)a->steps, sizeof *bounds, cmp_double);
     r->bound = a->replay ? bounds[a->steps / 2] : 0;
-    if (a->per_rank) print_rank_split(c, r);
+    if (a->per_rank)
+      print_rank_split(c, r, (double)(clue_work_tiles_taken(w) - taken0) / (a->steps + a->warmup));
     clue_comm_sum_double(c, r->sec, CLUE_PROF_N);
     for (int q = 0; q < CLUE_PROF_N; q++) r->sec[q] /= c->size;
     clue_comm_sum_double(c, &r->flops_run, 1);

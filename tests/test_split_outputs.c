@@ -16,7 +16,8 @@
  * features (targets cross; NB combines its softmax over the ranks), and on
  * this rank's rows (output-layer values cross). Training steps through
  * whole and split layers, with every kind of gradient sum, give the same
- * weights. */
+ * weights; ranks running each other's tiles of the weight gradients give
+ * bitwise the weights of each running its own. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,6 +287,63 @@ static void test_split_train_steps(void **state) {
   for (int i = 1; i < 3; i++) clue_model_free(mm[i]);
 }
 
+/* Tiles of the split layers' weight gradients run by other ranks (decode.c):
+ * two copies of the model, each with its split work and sharded sums; in one
+ * the ranks take each other's tiles (the last rank naps before each of its own,
+ * so the others take some), in the other each runs its own only. Tiles of 16 features
+ * (several per slice). After two training steps the weights and the losses are
+ * bitwise the same, and some rank did run tiles of another. */
+static void test_split_tiles_taken(void **state) {
+  fixture *fx = *state;
+  int P = fx->comm.size, r = fx->comm.rank;
+  if (P == 1) skip(); /* nothing is split */
+  clue_err err;
+  clue_model *mm[2];
+  clue_work *ww[2];
+  clue_gradsum *gs[2];
+  clue_optim od[2], og[2];
+  for (int i = 0; i < 2; i++) {
+    TU_OK(clue_model_new(&fx->m->spec, 17, &mm[i], &err), &err);
+    TU_OK(clue_work_new(mm[i], ROWS * P, &ww[i], &err), &err);
+    TU_OK(clue_work_split_outputs(ww[i], mm[i], &fx->comm, ROWS * P, &err), &err);
+    TU_OK(clue_optim_init(&od[i], CLUE_OPT_RMSPROP, 1e-2, mm[i]->disc.n, &err), &err);
+    TU_OK(clue_optim_init(&og[i], CLUE_OPT_RMSPROP, 1e-2, mm[i]->gen.n, &err), &err);
+    clue_arena *arenas[2] = {&mm[i]->gen, &mm[i]->disc};
+    TU_OK(clue_gradsum_new(&fx->comm, mm[i]->gen.n + mm[i]->disc.n, true, &gs[i], &err), &err);
+    TU_OK(clue_gradsum_attach(gs[i], arenas, 2, &err), &err);
+    TU_OK(clue_train_split_grads(gs[i], mm[i], ww[i], &err), &err);
+  }
+  clue_work_set_tiles(ww[0], 16, r == P - 1 ? 50000 : 0); /* the last slices are never empty */
+  clue_work_set_tiles(ww[1], 16, 0);
+  TU_OK(clue_work_share_tiles(ww[1], NULL, &err), &err); /* its own tiles only */
+  clue_loss_weights lw = all_terms();
+  clue_losses l[2];
+  for (int step = 0; step < 2; step++)
+    for (int i = 0; i < 2; i++) {
+      clue_pass p = {.seed = 5, .pass = 2 * (uint64_t)step, .disc_noise = 0, .train = true};
+      TU_OK(clue_train_step_gs(mm[i], ww[i], fx->mb, &lw, &p, &od[i], &og[i], gs[i],
+                               &fx->comm, &l[i], &err),
+            &err);
+    }
+  assert_true(l[0].gen == l[1].gen);
+  for (int i = 0; i < 2; i++) clue_train_share_weights(gs[i], mm[i]);
+  int64_t differ = 0;
+  for (int64_t j = 0; j < mm[0]->gen.n; j++) differ += mm[0]->gen.w[j] != mm[1]->gen.w[j];
+  for (int64_t j = 0; j < mm[0]->disc.n; j++) differ += mm[0]->disc.w[j] != mm[1]->disc.w[j];
+  assert_int_equal(differ, 0);
+  double taken[2] = {(double)clue_work_tiles_taken(ww[0]), (double)clue_work_tiles_taken(ww[1])};
+  clue_comm_sum_double(&fx->comm, taken, 2);
+  assert_true(taken[0] >= 1);
+  assert_true(taken[1] == 0);
+  for (int i = 0; i < 2; i++) {
+    clue_gradsum_free(gs[i]);
+    clue_optim_release(&od[i]);
+    clue_optim_release(&og[i]);
+    clue_work_free(ww[i]);
+    clue_model_free(mm[i]);
+  }
+}
+
 /* A split work run through a communicator of another size runs its layers
  * whole: after a split step, two steps through it on MPI_COMM_SELF give the
  * gradients of the whole work on MPI_COMM_SELF (every row of the layers written
@@ -353,6 +411,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_split_local, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_rows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_train_steps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_tiles_taken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_beyond_bounds, setup, teardown),
       cmocka_unit_test_setup_teardown(test_split_work_other_comm, setup, teardown),
   };

@@ -56,6 +56,11 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n);
 int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
                         clue_err *err);
 
+/* Where rank q's buffer lies that sits in q's slot at the offset where `mine`
+ * sits in this rank's (an attached arena's gradients: rank q's copy of them),
+ * readable and writable here; NULL when mine is not in this rank's slot. */
+real *clue_gradsum_peer(const clue_gradsum *g, const real *mine, int q);
+
 /* Start of rank r's slice of an n-value sum (whole 16-value blocks): rank r
  * owns [clue_gradsum_slice(g, n, r), clue_gradsum_slice(g, n, r + 1)). */
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);

@@ -150,8 +150,10 @@ static inline int clue_out_slice_begin(int64_t F, int P, int q) {
   return (int)(b < F ? b : F);
 }
 
-/* Whether clue_work_split_outputs split the output layers. */
+/* Whether clue_work_split_outputs split the output layers; over how many ranks
+ * (0: not split). */
 bool clue_work_outputs_split(const clue_work *w);
+int clue_work_split_ranks(const clue_work *w);
 
 /* Whether decoder k's split output layer also runs its likelihood on this
  * rank's features of every rank's rows, so that only the rows' sparse targets
@@ -165,6 +167,23 @@ bool clue_work_output_local(const clue_work *w, int k);
  * default) or never (off: for tests and benchmarks). Call it alike on every
  * rank, between steps. */
 void clue_work_set_output_local(clue_work *w, int k, bool on);
+
+/* Lets the ranks of a split work share the weight-gradient GEMMs of the split
+ * output layers: that GEMM runs in fixed tiles of 512 features (the same tiles,
+ * so the same bits, whichever rank runs one); a rank done with its own tiles
+ * takes tiles of a rank still busy and writes them into that rank's gradients.
+ * g_of_rank[q]: where rank q's copy of m->gen's gradients lies in this process
+ * (node-shared memory, such as clue_gradsum_attach gives); NULL: every rank runs
+ * its own tiles only. Call it alike on every rank, between steps. */
+int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, clue_err *err);
+
+/* For tests: tiles of `width` features (> 0; set alike on every rank: the
+ * width changes the bits of the gradients), and this rank sleeping `delay_us`
+ * microseconds before taking each of its own tiles, so that the other ranks
+ * take some; and how many tiles of other ranks this rank has run since the work
+ * was made. */
+void clue_work_set_tiles(clue_work *w, int width, int delay_us);
+int64_t clue_work_tiles_taken(const clue_work *w);
 
 /* Collective. Discriminator step: encoders forward, discriminator loss × λ_align;
  * gradients in m->disc.g (local sums; the caller reduces and steps). Fills

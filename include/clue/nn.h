@@ -59,6 +59,18 @@ void nn_linear_forward_rows(const clue_arena *a, const nn_linear *l, int o0, int
 void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
                              const real *x, const real *dy, int n, real *dx);
 
+/* db[o0:o1] += Σ rows dy (dy: n × (o1 − o0)), the bias part of
+ * nn_linear_backward_rows alone. */
+void nn_linear_backward_rows_b(clue_arena *a, const nn_linear *l, int o0, int o1,
+                               const real *dy, int n);
+
+/* The weight-gradient part alone, into any gradient buffer g laid out like a's
+ * (this rank's or another rank's copy of the arena's gradients): rows o0 .. o1−1
+ * of l's dW in g += dyᵀ·x, dy (n rows of o1 − o0 values, row stride ldy). The
+ * same call gives the same bits whichever process makes it. */
+void nn_linear_backward_rows_w(const clue_arena *a, const nn_linear *l, real *g, int o0,
+                               int o1, const real *x, const real *dy, int ldy, int n);
+
 /* The input-gradient part of nn_linear_backward_rows alone: dx (n × in) +=
  * dy·W[o0:o1] (dy: n × (o1 − o0)). */
 void nn_linear_backward_rows_dx(const clue_arena *a, const nn_linear *l, int o0, int o1,

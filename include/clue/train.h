@@ -54,9 +54,10 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
 /* Collective. When w's output layers are split (clue_work_split_outputs) and
  * the model's gradients are attached to gs, declares those layers split by
  * rows (clue_gradsum_split_rows): their gradients are then not summed and the
- * ranks exchange their rows of the weights only in clue_train_share_weights. */
-int clue_train_split_grads(clue_gradsum *gs, clue_model *m, const clue_work *w,
-                           clue_err *err);
+ * ranks exchange their rows of the weights only in clue_train_share_weights;
+ * and lets the ranks run tiles of each other's weight gradients there
+ * (clue_work_share_tiles; while gs keeps the gradients attached). */
+int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err);
 
 /* Collective. After sharded steps, makes every weight current on every rank
  * (the rows of split output layers; nothing to do otherwise). */

@@ -3,7 +3,9 @@
  * features over the ranks of a node: see out_split), likelihood per
  * application, backward. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "clue/prof.h"
 #include "model_internal.h"
@@ -54,6 +56,9 @@ static void wait_for(const out_split *s, uint64_t n) {
 
 /* A whole barrier: arrive, then wait for every rank's same arrival. */
 static void sync_slots(const out_split *s) { wait_for(s, arrive(s)); }
+
+/* This rank's dloc in a local likelihood (R × slice, region D: see out_split). */
+static real *my_dloc(const out_split *s) { return (real *)(slot(s, s->r) + s->d_off); }
 
 /* ---- targets of a local-likelihood decoder, through region B ----
  *
@@ -266,13 +271,13 @@ typedef enum { LIK_INDEP, LIK_NB_NLL, LIK_NB_GRAD } lik_part;
 
 /* One part of the likelihood over every rank's rows on this rank's features,
  * run by run of one application; the NLL parts add to the applications' nll.
- * NB: p lives in dw->dloc (becoming dloc), gm in s->dloc_s. */
+ * NB: p lives in region D (becoming dloc), gm in s->dloc_s. */
 static void lik_runs(clue_model *m, dec_work *dw, const out_split *s, int k, lik_part part,
                      bool grad) {
   int64_t F = m->spec.n_feat[k];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), W = f1 - f0;
   const real *bias = clue_arena_w(&m->gen, m->dec_bias[k]);
-  real *p = dw->dloc, *gm = s->dloc_s;
+  real *p = my_dloc(s), *gm = s->dloc_s;
   for (int q = 0; q < s->P; q++) {
     clue_csr t;
     row_meta mq = rows_of(s, q, W, &t);
@@ -298,7 +303,7 @@ static void lik_runs(clue_model *m, dec_work *dw, const out_split *s, int k, lik
 
 /* NB: the softmax spans the features of every rank; three phases with two
  * exchanges of per-row statistics through region C (likelihood.h). p lives in
- * dw->dloc (becoming dloc), gm in s->dloc_s. This rank's rows get their dlib. */
+ * region D (becoming dloc), gm in s->dloc_s. This rank's rows get their dlib. */
 static void lik_local_nb(clue_model *m, dec_work *dw, int n_apps, const out_split *s, int k,
                          bool grad) {
   int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
@@ -309,7 +314,7 @@ static void lik_local_nb(clue_model *m, dec_work *dw, int n_apps, const out_spli
     row_meta mq = rows_of(s, q, W, &t);
     int64_t r0 = s->row0[q];
     nn_nb_cols_exp(&dw->terms, f0, f1, dw->loc + r0 * W, bias, (int)t.n_rows, mq.batch,
-                   dw->dloc + r0 * W, stat_of(s, s->r, 0) + r0, stat_of(s, s->r, 1) + r0);
+                   my_dloc(s) + r0 * W, stat_of(s, s->r, 0) + r0, stat_of(s, s->r, 1) + r0);
   }
   sync_slots(s);
   nb_row_scales(s, R, W);
@@ -326,7 +331,7 @@ static void lik_local_nb(clue_model *m, dec_work *dw, int n_apps, const out_spli
 /* The likelihood of every rank's rows on this rank's features (dw->loc: R ×
  * slice), reading their targets from the slots; each row's NLL counts in this
  * rank's application of the same index (the ranks' sums then add up to every
- * row's whole NLL). With grad: dw->dloc (R × slice), the per-(feature, batch)
+ * row's whole NLL). With grad: region D's dloc (R × slice), the per-(feature, batch)
  * gradients of this rank's features, and the dlib of this rank's rows (NB; zero
  * otherwise). */
 static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *s, int k,
@@ -341,17 +346,67 @@ static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *
     lik_runs(m, dw, s, k, LIK_INDEP, grad);
 }
 
+/* ---- the weight gradient of a split layer, in tiles ----
+ *
+ * Each rank's slice of features is cut into tiles of s->tile features (512); a tile's
+ * GEMM (its rows of dW += its columns of dloc, transposed, · h_all) is the same
+ * call whichever rank makes it. Each rank runs its own tiles, then, in a local
+ * likelihood (dloc in region D) and when g_of is set, the tiles left of the
+ * other ranks (once every rank has made arrival `ready`: every dloc is then
+ * complete), into their gradients. The next tile of rank q is an atomic count
+ * in the head of its slot, reset by q before its arrival `ready`. */
+static _Atomic int64_t *tile_count(const out_split *s, int q) {
+  return (_Atomic int64_t *)(slot(s, q) + 32);
+}
+
+static void tile_nap(int us) {
+  struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+  nanosleep(&ts, NULL);
+}
+
+/* Runs rank q's tiles until none is left; returns how many it ran. */
+static int64_t run_tiles(clue_model *m, out_split *s, int k, int q, real *g,
+                         const real *dloc_q, int64_t R) {
+  int64_t F = m->spec.n_feat[k], n = 0, t;
+  int g0 = feat_begin(F, s->P, q), W = feat_begin(F, s->P, q + 1) - g0;
+  int64_t tiles = (W + s->tile - 1) / s->tile;
+  for (;;) {
+    if (q == s->r && s->tile_delay_us > 0) tile_nap(s->tile_delay_us);
+    if ((t = atomic_fetch_add(tile_count(s, q), 1)) >= tiles) break;
+    int c0 = (int)t * s->tile, c1 = c0 + s->tile < W ? c0 + s->tile : W;
+    nn_linear_backward_rows_w(&m->gen, &m->dec_loc[k], g, g0 + c0, g0 + c1, s->h_all,
+                              dloc_q + c0, W, (int)R);
+    n++;
+  }
+  return n;
+}
+
+/* This rank's tiles, then those of ranks still busy (see above). */
+static void weight_grad_tiles(clue_model *m, out_split *s, int k, const real *dloc_s, int64_t R,
+                              bool local, uint64_t ready) {
+  run_tiles(m, s, k, s->r, m->gen.g, dloc_s, R);
+  /* g_of is current while every rank's gradients are where it says (attach and
+   * detach are collective: the same answer on every rank) */
+  if (!local || !s->g_of || s->g_of[s->r] != m->gen.g) return;
+  wait_for(s, ready); /* as the caller would next; then every dloc is complete */
+  for (int d = 1; d < s->P; d++) {
+    int q = (s->r + d) % s->P;
+    s->taken += run_tiles(m, s, k, q, s->g_of[q], (const real *)(slot(s, q) + s->d_off), R);
+  }
+}
+
 /* Backward: this rank's features of every rank's dloc into dloc_s (local: they
- * are in dw->dloc already; else from the ranks' region B, where each wrote its
- * rows' dloc), the weight gradient of those features, the input-gradient
- * partial sums (all rows) into region A, and this rank's rows of their sum over
- * the ranks (in rank order) into dh. */
+ * are in region D already; else from the ranks' region B, where each wrote its
+ * rows' dloc), the input-gradient partial sums (all rows) into region A, the
+ * weight gradient of those features (in tiles, shared with ranks that finish
+ * first), and this rank's rows of the partial sums' sum over the ranks (in rank
+ * order) into dh. */
 static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int64_t rows,
                            int hw, bool local) {
   int64_t F = m->spec.n_feat[k], R = s->row0[s->P];
   int f0 = feat_begin(F, s->P, s->r), f1 = feat_begin(F, s->P, s->r + 1), width = f1 - f0;
   char *me = slot(s, s->r);
-  real *dloc_s = local ? dw->dloc : s->dloc_s;
+  real *dloc_s = local ? my_dloc(s) : s->dloc_s;
   if (local)
     wait_for(s, s->h_read); /* then region A may be written */
   else
@@ -365,11 +420,13 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
   real *part = (real *)(me + s->a_off);
   memset(part, 0, (size_t)(R * hw) * sizeof(real));
   clue_prof_pop();
-  /* the input-gradient part first: the weight gradient's GEMM then runs while
+  /* the input-gradient part first: the weight gradient's GEMMs then run while
    * the other ranks finish theirs */
   nn_linear_backward_rows_dx(&m->gen, &m->dec_loc[k], f0, f1, dloc_s, (int)R, part);
+  atomic_store(tile_count(s, s->r), 0); /* no rank runs them before `parts` */
   uint64_t parts = arrive(s);
-  nn_linear_backward_rows(&m->gen, &m->dec_loc[k], f0, f1, s->h_all, dloc_s, (int)R, NULL);
+  nn_linear_backward_rows_b(&m->gen, &m->dec_loc[k], f0, f1, dloc_s, (int)R);
+  weight_grad_tiles(m, s, k, dloc_s, R, local, parts);
   wait_for(s, parts);
   clue_prof_push(CLUE_PROF_XCHG);
   int64_t n = rows * hw;
@@ -381,7 +438,7 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
     for (int64_t i = 0; i < n; i++) dh[i] += src[i];
   }
   clue_prof_pop();
-  s->done = arrive(s); /* the slots are read no more in this run */
+  s->done = arrive(s); /* the slots are read (and tiles of other ranks run) no more */
 }
 
 /* ---- one run of a decoder ---- */

@@ -54,6 +54,9 @@ typedef struct dec_work {
  * than cap_rows in all or cap_own on a rank cannot be split; as every rank reads
  * only its own rows of the split layers' weights, it cannot run whole either,
  * and gives NaN losses (clue train never makes one). */
+/* Features per tile of a split layer's weight gradient (decode.c). */
+#define CLUE_TILE 512
+
 typedef struct out_split {
   clue_shm *shm;      /* NULL: not split */
   int P, r;
@@ -64,7 +67,7 @@ typedef struct out_split {
                          before writing this rank's slot again */
   uint64_t h_read;    /* the arrival after which every rank has read the stack
                          outputs in region A (which the backward then overwrites) */
-  int64_t a_off, b_off, c_off; /* byte offsets of regions A, B and C in a slot */
+  int64_t a_off, b_off, c_off, d_off; /* byte offsets of regions A-D in a slot */
   real *h_all;        /* (cap_rows × max stack width) every rank's stack outputs */
   real *dloc_s;       /* (cap_rows × max slice) dloc of every rank's rows, this
                          rank's features; NB local: gm (likelihood.h) */
@@ -83,6 +86,14 @@ typedef struct out_split {
    * Region B carries the targets (see put_targets); region C (3 × cap_rows
    * doubles) the per-row statistics that NB's softmax needs from every rank's
    * features (lik_local_nb). */
+  /* Region D (cap_rows × max slice reals) holds this rank's dloc (R × slice)
+   * in a local likelihood, so that other ranks can run tiles of its weight
+   * gradient: g_of[q] (NULL: no sharing) is rank q's gradient buffer, its tile
+   * count (the next tile to run) an atomic in the head of its slot. */
+  real **g_of;
+  int tile;           /* features per tile (CLUE_TILE; tests may set others) */
+  int tile_delay_us;
+  int64_t taken;
   bool local[CLUE_K];
   bool local_ok[CLUE_K]; /* local[k] is possible (room for cap_rows × slice) */
 } out_split;

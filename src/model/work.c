@@ -129,6 +129,7 @@ static void split_free(out_split *s) {
   free(s->blk_ip);
   free(s->blk_idx);
   free(s->blk_val);
+  free(s->g_of);
   memset(s, 0, sizeof *s);
 }
 
@@ -162,7 +163,8 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->a_off = 64;
   s->b_off = s->a_off + (region_a + 63) / 64 * 64;
   s->c_off = s->b_off + (b_rows * (int64_t)sizeof(real) + 63) / 64 * 64;
-  int64_t bytes = s->c_off + 3 * cap * (int64_t)sizeof(double);
+  s->d_off = s->c_off + (3 * cap * (int64_t)sizeof(double) + 63) / 64 * 64;
+  int64_t bytes = s->d_off + cap * slice_max * (int64_t)sizeof(real);
   s->h_all = clue_calloc((size_t)(cap * hw_max), sizeof(real), err);
   s->dloc_s = s->h_all ? clue_calloc((size_t)(cap * slice_max), sizeof(real), err) : NULL;
   s->row_scale = s->dloc_s ? clue_calloc((size_t)cap, sizeof(double), err) : NULL;
@@ -184,6 +186,7 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->r = comm->rank;
   s->cap_rows = cap;
   s->cap_own = own;
+  s->tile = CLUE_TILE;
   for (int64_t i = 0; i < cap; i++) s->ident[i] = i;
   for (int k = 0; k < w->K; k++) { /* dw->loc and dw->dloc hold mine × F */
     int64_t F = m->spec.n_feat[k];
@@ -193,6 +196,29 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
 }
 
 bool clue_work_outputs_split(const clue_work *w) { return w->split.shm != NULL; }
+
+int clue_work_split_ranks(const clue_work *w) { return w->split.shm ? w->split.P : 0; }
+
+int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, clue_err *err) {
+  out_split *s = &w->split;
+  if (!s->shm) return CLUE_OK;
+  if (!g_of_rank) {
+    free(s->g_of);
+    s->g_of = NULL;
+    return CLUE_OK;
+  }
+  if (!s->g_of && !(s->g_of = clue_calloc((size_t)s->P, sizeof *s->g_of, err)))
+    return CLUE_ENOMEM;
+  memcpy(s->g_of, g_of_rank, (size_t)s->P * sizeof *s->g_of);
+  return CLUE_OK;
+}
+
+void clue_work_set_tiles(clue_work *w, int width, int delay_us) {
+  w->split.tile = width > 0 ? width : CLUE_TILE;
+  w->split.tile_delay_us = delay_us;
+}
+
+int64_t clue_work_tiles_taken(const clue_work *w) { return w->split.taken; }
 
 void clue_work_set_output_local(clue_work *w, int k, bool on) {
   if (k >= 0 && k < w->K) w->split.local[k] = on && w->split.local_ok[k];

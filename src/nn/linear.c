@@ -61,7 +61,14 @@ void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
                              const real *x, const real *dy, int n, real *dx) {
   int m = o1 - o0;
   if (n <= 0 || m <= 0) return;
-  real *gw = clue_arena_g(a, l->w) + (int64_t)o0 * l->in;
+  nn_linear_backward_rows_b(a, l, o0, o1, dy, n);
+  nn_linear_backward_rows_w(a, l, a->g, o0, o1, x, dy, m, n);
+  if (dx) nn_linear_backward_rows_dx(a, l, o0, o1, dy, n, dx);
+}
+
+void nn_linear_backward_rows_b(clue_arena *a, const nn_linear *l, int o0, int o1,
+                               const real *dy, int n) {
+  int m = o1 - o0;
   real *gb = clue_arena_g(a, l->b) + o0;
   clue_prof_push(CLUE_PROF_BIAS);
   for (int i = 0; i < n; i++) {
@@ -69,14 +76,19 @@ void nn_linear_backward_rows(clue_arena *a, const nn_linear *l, int o0, int o1,
     for (int o = 0; o < m; o++) gb[o] += row[o];
   }
   clue_prof_pop();
-  if (l->in == 0) return;
+}
+
+void nn_linear_backward_rows_w(const clue_arena *a, const nn_linear *l, real *g, int o0,
+                               int o1, const real *x, const real *dy, int ldy, int n) {
+  int m = o1 - o0;
+  if (n <= 0 || m <= 0 || l->in == 0) return;
+  real *gw = g + a->t[l->w].offset + (int64_t)o0 * l->in;
   clue_prof_push(CLUE_PROF_GEMM);
   /* dW[o0:o1] (m × in) += dyᵀ (m × n) · x (n × in) */
   clue_prof_gemm(m, l->in, n);
-  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, l->in, n, 1, dy, m, x, l->in, 1,
+  cblas_rgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, l->in, n, 1, dy, ldy, x, l->in, 1,
               gw, l->in);
   clue_prof_pop();
-  if (dx) nn_linear_backward_rows_dx(a, l, o0, o1, dy, n, dx);
 }
 
 void nn_linear_backward_rows_dx(const clue_arena *a, const nn_linear *l, int o0, int o1,

@@ -173,6 +173,11 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   if (in_place) node_sync(g); /* nobody reads this slot while it is written again */
 }
 
+real *clue_gradsum_peer(const clue_gradsum *g, const real *mine, int q) {
+  int64_t off = g->shm ? slot_offset(g, mine, 1) : -1;
+  return off < 0 || q < 0 || q >= g->comm.size ? NULL : g->slot[q] + off;
+}
+
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
   return slice_begin(n, g->comm.size, r);
 }

@@ -304,15 +304,21 @@ static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum 
   return CLUE_OK;
 }
 
-int clue_train_split_grads(clue_gradsum *gs, clue_model *m, const clue_work *w,
-                           clue_err *err) {
+int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err) {
   if (!clue_work_outputs_split(w)) return CLUE_OK;
   for (int k = 0; k < m->spec.n_mod; k++) {
     int rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].w, err);
     if (!rc) rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].b, err);
     if (rc) return rc;
   }
-  return CLUE_OK;
+  int P = clue_work_split_ranks(w);
+  real **g_of = clue_calloc((size_t)P, sizeof *g_of, err);
+  if (!g_of) return CLUE_ENOMEM;
+  bool all = true; /* the same answer on every rank: attached alike */
+  for (int q = 0; all && q < P; q++) all = (g_of[q] = clue_gradsum_peer(gs, m->gen.g, q)) != NULL;
+  int rc = clue_work_share_tiles(w, all ? g_of : NULL, err);
+  free(g_of);
+  return rc;
 }
 
 void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
