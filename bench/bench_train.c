@@ -7,7 +7,7 @@
  *   OPENBLAS_NUM_THREADS=1 mpirun -np P bench_train [--shape multiome|cite|large]...
  *       [--steps N] [--warmup N] [--batch B] [--weak] [--batches NB] [--pool N]
  *       [--json FILE] [--md FILE] [--label TEXT] [--no-replay] [--mpi-allreduce]
- *       [--no-split] [--per-rank]
+ *       [--no-split] [--tile F] [--per-rank]
  *   mpirun -np P bench_train --load CONFIG [--json FILE] [--md FILE]
  *   mpirun -np P bench_train --allreduce MB
  *
@@ -17,7 +17,9 @@
  * 90 %), every cell paired. Strong scaling (default) splits the global batch B
  * over the P ranks; --weak gives every rank B rows (global batch P·B). On one
  * node the decoders' output layers are split by features over the ranks, as in
- * clue train (clue_work_split_outputs); --no-split keeps them whole on each rank.
+ * clue train (clue_work_split_outputs); --no-split keeps them whole on each rank;
+ * --tile F sets the features per tile of their weight gradients (default 512;
+ * a width past every slice means one tile per rank: no rank takes another's).
  * --per-rank also prints each rank's split of the step.
  *
  * Figures: median wall seconds per step (slowest rank), cells/s (global rows of
@@ -51,6 +53,7 @@ typedef struct bench_args {
   int n_shapes;
   int steps, warmup, B, n_batches, pool;
   bool weak, replay, mpi_allreduce, split, per_rank;
+  int tile; /* 0: the default */
   const char *json, *md, *label, *load;
   double allreduce_mb; /* > 0: time an allreduce of this many MB of floats */
 } bench_args;
@@ -629,6 +632,7 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   if (!rc) rc = clue_minibatch_new(sh.spec.n_mod, sh.spec.enc_in, B, &mb, &err);
   rc = clue_comm_agree(c, rc, &err);
   if (!rc && a->split) rc = clue_work_split_outputs(w, m, c, B, &err);
+  if (!rc && a->tile > 0) clue_work_set_tiles(w, a->tile, 0);
   bool split = !rc && clue_work_outputs_split(w);
   result r;
   memset(&r, 0, sizeof r);
@@ -821,6 +825,7 @@ static int parse(int argc, char **argv, bench_args *a) {
     else if (!strcmp(o, "--batch") && atoi(v) > 0) a->B = atoi(v);
     else if (!strcmp(o, "--batches") && atoi(v) > 0) a->n_batches = atoi(v);
     else if (!strcmp(o, "--pool") && atoi(v) > 0) a->pool = atoi(v);
+    else if (!strcmp(o, "--tile") && atoi(v) > 0) a->tile = atoi(v);
     else if (!strcmp(o, "--json")) a->json = v;
     else if (!strcmp(o, "--md")) a->md = v;
     else if (!strcmp(o, "--label")) a->label = v;
@@ -844,7 +849,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: bench_train [--shape multiome|cite|large]... [--steps N] "
                       "[--warmup N] [--batch B] [--weak] [--batches NB] [--pool N] "
                       "[--json FILE] [--md FILE] [--label TEXT] [--no-replay] "
-                      "[--mpi-allreduce] [--no-split] [--per-rank] | "
+                      "[--mpi-allreduce] [--no-split] [--tile F] [--per-rank] | "
                       "--load CONFIG | --allreduce MB\n");
     MPI_Finalize();
     return 2;
