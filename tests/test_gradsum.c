@@ -212,10 +212,13 @@ static void sharded_update(clue_optimizer kind, bool split) {
     clue_optim_step(&oref, &ref);
     int64_t b[MAXP], e[MAXP];
     int parts = clue_gradsum_sum_parts(g, a.g, a.n, b, e, MAXP);
-    if (parts) {
-      clue_optim_step_ranges(&oa, &a, b, e, parts);
+    if (parts) { /* odd steps zero the gradients as they are read */
+      clue_optim_step_ranges(&oa, &a, b, e, parts, step % 2 == 1);
       clue_gradsum_share(g, a.g, a.w, a.w, a.n, false);
       sliced_steps++;
+      int64_t nonzero = 0; /* sums and sharing zeroed the rest (other ranks' rows were) */
+      for (int64_t i = 0; i < a.n; i++) nonzero += a.g[i] != 0;
+      if (step % 2 == 1) assert_int_equal(nonzero, 0);
     } else {
       clue_gradsum_sum(g, a.g, a.n);
       clue_optim_step(&oa, &a);

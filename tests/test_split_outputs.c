@@ -217,7 +217,8 @@ static void split_matches_whole(fixture *fx, bool local) {
  * layers with MPI_Allreduce sums (every row of the split layers summed, so that
  * each step must zero all their rows again); split layers with sharded sums
  * through the node's window (split rows neither summed nor zeroed but on their
- * owner). The weights after the steps agree to 1e-7 of each tensor's largest
+ * owner). Each update leaves every gradient zero (the next step zeroes none).
+ * The weights after the steps agree to 1e-7 of each tensor's largest
  * (RMSprop divides by the root of the squared gradients: where those are
  * small, rounding differences of 1e-16 grow to 1e-9 in three steps). */
 static void test_split_train_steps(void **state) {
@@ -244,6 +245,11 @@ static void test_split_train_steps(void **state) {
       TU_OK(clue_train_step_gs(mm[i], ww[i], fx->mb, &lw, &p, &od[i], &og[i], i == 2 ? gs : NULL,
                                &fx->comm, &l, &err),
             &err);
+      /* the update zeroed every gradient as it read it: the next step zeroes none */
+      assert_true(mm[i]->gen_grad_zero);
+      int64_t nonzero = 0;
+      for (int64_t j = 0; j < mm[i]->gen.n; j++) nonzero += mm[i]->gen.g[j] != 0;
+      assert_int_equal(nonzero, 0);
     }
   clue_train_share_weights(gs, mm[2]);
   { /* a work used for steps before gives the losses of a new one (nothing cached

@@ -88,8 +88,10 @@ int clue_gradsum_parts(const clue_gradsum *g, const real *buf, int64_t n, int r,
 /* Collective. Sharded update, first half: when buf (n values) lives in this
  * rank's slot (attached) and the sums go through the window, sums this rank's
  * parts of buf over the ranks, in place (the same bits as clue_gradsum_sum
- * there; split rows are left as they are, the rest of buf keeps this rank's own
- * values), puts the parts in b, e (as clue_gradsum_parts) and returns their
+ * there; split rows are left as they are; this rank's parts of the other
+ * ranks' buffers, once read, are zero: the rest of buf is zero where the other
+ * ranks have read it, that is everywhere else once every rank has returned),
+ * puts the parts in b, e (as clue_gradsum_parts) and returns their
  * number. Otherwise does nothing and returns 0 on every rank: use
  * clue_gradsum_sum. */
 int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e,
@@ -98,9 +100,10 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, in
 /* Collective. Sharded update, second half, after every rank updated its parts
  * of w from the parts of buf that clue_gradsum_sum_parts summed: w_mine is this
  * rank's updated copy (only its parts are read), and w receives every other
- * rank's parts, passing through the slots of buf (whose values are lost) — the
- * rows of split tensors only when all is true (otherwise each rank keeps only
- * its own rows of those current). w and w_mine may be the same buffer. */
+ * rank's parts, passing through the slots of buf (this rank's parts of buf are
+ * zero afterwards) — the rows of split tensors only when all is true (otherwise
+ * each rank keeps only its own rows of those current). w and w_mine may be the
+ * same buffer. */
 void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n,
                         bool all);
 

@@ -57,6 +57,10 @@ typedef struct clue_model {
    * are zero outside this rank's rows: a step through such a work then zeroes
    * only this rank's rows. Whatever else writes those rows must clear it. */
   bool split_grad_clean;
+  /* True when every gradient of gen is zero (the trainer's update zeroed them
+   * as it read them): the next generator step then zeroes none. Whatever else
+   * writes them must clear it. */
+  bool gen_grad_zero;
 } clue_model;
 
 /* Builds the network and initialises it (PyTorch defaults) from seed. */

@@ -5,6 +5,7 @@
 #ifndef CLUE_OPTIM_H
 #define CLUE_OPTIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "clue/arena.h"
@@ -37,8 +38,10 @@ void clue_optim_step(clue_optim *o, clue_arena *a);
 void clue_optim_step_range(clue_optim *o, clue_arena *a, int64_t b, int64_t e);
 
 /* One step over several disjoint ranges [b[i], e[i]) of the arena (the step
- * count advances once): bitwise clue_optim_step there. */
+ * count advances once): bitwise clue_optim_step there. With clear_grad, the
+ * gradients of those ranges are zero afterwards (zeroed as they are read, so
+ * that the next step need not zero them in a pass of its own). */
 void clue_optim_step_ranges(clue_optim *o, clue_arena *a, const int64_t *b, const int64_t *e,
-                            int n_ranges);
+                            int n_ranges, bool clear_grad);
 
 #endif

@@ -367,14 +367,20 @@ static void gen_losses(const clue_model *m, const clue_minibatch *mb,
            lw->real_cross * l->real_cross_sum + lw->cos * l->cos_sum - lw->align * l->dsc;
 }
 
-/* Zeroes the generator's gradients before a step: through split output layers
- * whose other rows are known zero (m->split_grad_clean), all but the rows of
- * other ranks, which this rank's step never writes (at the Multiome shape on 2
- * ranks, 21 of the arena's 56 MB). */
+/* Zeroes the generator's gradients before a step: none when they are known
+ * zero (m->gen_grad_zero); through split output layers whose other rows are
+ * known zero (m->split_grad_clean), all but the rows of other ranks, which this
+ * rank's step never writes (at the Multiome shape on 2 ranks, 21 of the arena's
+ * 56 MB). */
 static void zero_gen_grad(clue_model *m, const clue_work *w, const clue_comm *comm) {
   const out_split *s = &w->split;
   clue_arena *a = &m->gen;
   bool split = out_split_active(s, comm); /* else whole layers write every row */
+  if (m->gen_grad_zero) { /* as after clue_arena_zero_grad below */
+    m->gen_grad_zero = false;
+    m->split_grad_clean = split;
+    return;
+  }
   if (!split || !m->split_grad_clean) {
     clue_arena_zero_grad(a);
     m->split_grad_clean = split;

@@ -95,41 +95,49 @@ static int64_t adam_simd(int64_t n, real b1, real b2, real step, real rc2, real 
 
 void clue_optim_step(clue_optim *o, clue_arena *a) { clue_optim_step_range(o, a, 0, o->n); }
 
-static void step_values(clue_optim *o, clue_arena *a, int64_t b, int64_t e);
+static void step_values(clue_optim *o, clue_arena *a, int64_t b, int64_t e, bool clear);
 
 void clue_optim_step_range(clue_optim *o, clue_arena *a, int64_t b, int64_t e) {
   o->t++;
-  step_values(o, a, b, e);
+  step_values(o, a, b, e, false);
 }
 
 void clue_optim_step_ranges(clue_optim *o, clue_arena *a, const int64_t *b, const int64_t *e,
-                            int n_ranges) {
+                            int n_ranges, bool clear_grad) {
   o->t++;
-  for (int i = 0; i < n_ranges; i++) step_values(o, a, b[i], e[i]);
+  for (int i = 0; i < n_ranges; i++) step_values(o, a, b[i], e[i], clear_grad);
 }
 
-/* Values [b, e) of step o->t. */
-static void step_values(clue_optim *o, clue_arena *a, int64_t b, int64_t e) {
-  int64_t n = e - b;
-  real *w = a->w + b, *g = a->g + b, *v = o->v + b;
-  clue_prof_push(CLUE_PROF_OPTIM);
+/* n values of step o->t from w, g, v (and m: Adam). */
+static void step_block(const clue_optim *o, int64_t n, real *w, const real *g, real *v,
+                       real *m) {
   if (o->kind == CLUE_OPT_RMSPROP) {
     real al = (real)o->alpha, lr = (real)o->lr, eps = (real)o->eps;
     for (int64_t i = rmsprop_simd(n, al, lr, eps, w, g, v); i < n; i++) {
       v[i] = al * v[i] + (1 - al) * g[i] * g[i];
       w[i] -= lr * g[i] / (r_sqrt(v[i]) + eps);
     }
-    clue_prof_pop();
     return;
   }
   real b1 = (real)o->beta1, b2 = (real)o->beta2, eps = (real)o->eps;
   double c1 = 1 - pow(o->beta1, (double)o->t), c2 = 1 - pow(o->beta2, (double)o->t);
   real step = (real)(o->lr / c1), rc2 = (real)(1 / sqrt(c2));
-  real *m = o->m + b;
   for (int64_t i = adam_simd(n, b1, b2, step, rc2, eps, w, g, m, v); i < n; i++) {
     m[i] = b1 * m[i] + (1 - b1) * g[i];
     v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
     w[i] -= step * m[i] / (r_sqrt(v[i]) * rc2 + eps);
+  }
+}
+
+/* Values [b, e) of step o->t; with clear, in blocks whose gradients are zeroed
+ * while still in cache. */
+static void step_values(clue_optim *o, clue_arena *a, int64_t b, int64_t e, bool clear) {
+  enum { BLOCK = 2048 }; /* a multiple of the vector width: the same bits as one call */
+  clue_prof_push(CLUE_PROF_OPTIM);
+  for (int64_t i = b; i < e; i += BLOCK) {
+    int64_t n = e - i < BLOCK ? e - i : BLOCK;
+    step_block(o, n, a->w + i, a->g + i, o->v + i, o->m ? o->m + i : NULL);
+    if (clear) memset(a->g + i, 0, (size_t)n * sizeof(real));
   }
   clue_prof_pop();
 }

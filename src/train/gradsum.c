@@ -109,9 +109,10 @@ static int64_t slice_begin(int64_t n, int size, int r) {
 }
 
 /* out[i] = mine[i] = Σ_q slot[q][i] over [b, e), q in rank order; out or mine may
- * be slot[r] itself (the sums go through a small buffer). */
+ * be slot[r] itself (the sums go through a small buffer). With clear ≥ 0, the
+ * values read of every slot but slot[clear] are zeroed once read. */
 static void sum_slice(real *const *slot, int size, int64_t b, int64_t e, real *out,
-                      real *mine) {
+                      real *mine, int clear) {
   enum { BLOCK = 1024 };
   real acc[BLOCK];
   for (int64_t i0 = b; i0 < e; i0 += BLOCK) {
@@ -122,6 +123,8 @@ static void sum_slice(real *const *slot, int size, int64_t b, int64_t e, real *o
       const real *restrict s = slot[q] + i0;
       for (int i = 0; i < m; i++) acc[i] += s[i];
     }
+    for (int q = 0; clear >= 0 && q < size; q++)
+      if (q != clear) memset(slot[q] + i0, 0, (size_t)m * sizeof(real));
     memcpy(out + i0, acc, (size_t)m * sizeof(real));
     if (mine != out) memcpy(mine + i0, acc, (size_t)m * sizeof(real));
   }
@@ -163,7 +166,7 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
     memcpy(g->slot[r], buf, (size_t)n * sizeof(real));
     node_sync(g);
   }
-  sum_slice(view, P, slice_begin(n, P, r), slice_begin(n, P, r + 1), buf, view[r]);
+  sum_slice(view, P, slice_begin(n, P, r), slice_begin(n, P, r + 1), buf, view[r], -1);
   node_sync(g);
   for (int q = 0; q < P; q++) {
     if (q == r) continue;
@@ -251,7 +254,7 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, in
     if (pc[i].split) continue; /* this rank's rows are whole already */
     int64_t pb, pe;
     piece_part(&pc[i], P, r, &pb, &pe);
-    sum_slice(g->view, P, pb, pe, buf, buf);
+    sum_slice(g->view, P, pb, pe, buf, buf, r);
   }
   node_sync(g); /* nobody reads the slots any more: they may be written again */
   return k;
@@ -280,6 +283,12 @@ void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w,
     }
   }
   node_sync(g); /* nobody reads this slot while it is written again */
+  for (int i = 0; i < np; i++) { /* the weights staged in buf become zeros */
+    if (pc[i].split && !all) continue;
+    int64_t b, e;
+    piece_part(&pc[i], P, r, &b, &e);
+    memset(buf + b, 0, (size_t)(e - b) * sizeof(real));
+  }
 }
 
 void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n) {

@@ -281,21 +281,25 @@ static int check_grads(const clue_arena *a, const int64_t *b, const int64_t *e, 
  * sharded: each rank sums, checks and updates its parts, then the ranks share
  * their parts of the weights (bitwise the weights of the unsharded update; the
  * optimiser state is current on each rank for its parts only, and the rows of
- * split output layers only for its own rows: see clue_train_gather_state). */
+ * split output layers only for its own rows: see clue_train_gather_state).
+ * The gradients read are zero afterwards: all of them (*sharded false), or all
+ * but the rows of split tensors of other ranks, which a sharded update leaves
+ * as they are (*sharded true; zero on a split step: clue_model.split_grad_clean). */
 static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum *gs,
-                  const clue_comm *comm, clue_err *err) {
+                  const clue_comm *comm, bool *sharded, clue_err *err) {
   int64_t b[MAX_PARTS] = {0}, e[MAX_PARTS] = {a->n};
   clue_prof_push(CLUE_PROF_ALLREDUCE);
   int parts = gs ? clue_gradsum_sum_parts(gs, a->g, a->n, b, e, MAX_PARTS) : 0;
   if (parts) clue_prof_bytes(true, (double)clue_gradsum_summed(gs, a->g, a->n) * sizeof(real));
   clue_prof_pop();
+  *sharded = parts > 0;
   if (!parts) {
     sum_real(comm, gs, a->g, a->n);
     parts = 1;
   }
   int rc = check_grads(a, b, e, parts, which, comm, err);
   if (rc) return rc;
-  clue_optim_step_ranges(o, a, b, e, parts);
+  clue_optim_step_ranges(o, a, b, e, parts, true);
   if (gs && clue_gradsum_parts(gs, a->g, a->n, comm->rank, b, e, MAX_PARTS)) {
     clue_prof_push(CLUE_PROF_ALLREDUCE);
     clue_gradsum_share(gs, a->g, a->w, a->w, a->n, false);
@@ -329,6 +333,7 @@ void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
         clue_gradsum_summed(gs, a[i]->g, a[i]->n) < a[i]->n)
       clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->w, a[i]->n, true);
   m->split_grad_clean = false; /* the slots of the gradients carried weights */
+  m->gen_grad_zero = false;
 }
 
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
@@ -356,16 +361,18 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
                        clue_losses *out, clue_err *err) {
   clue_pass q = *p;
   clue_losses dl;
+  bool sharded;
   int rc = clue_model_d_step(m, w, mb, lw, &q, comm, &dl, err);
   if (rc) return rc;
-  if ((rc = update(&m->disc, opt_disc, "discriminator", gs, comm, err))) return rc;
+  if ((rc = update(&m->disc, opt_disc, "discriminator", gs, comm, &sharded, err))) return rc;
   q.pass = p->pass + 1;
   rc = clue_model_g_step(m, w, mb, lw, &q, comm, out, err);
   /* a sum over every row of the split layers leaves other ranks' rows in them */
   if (!gs || clue_gradsum_summed(gs, m->gen.g, m->gen.n) == m->gen.n)
     m->split_grad_clean = false;
   if (rc) return rc;
-  if ((rc = update(&m->gen, opt_gen, "generator", gs, comm, err))) return rc;
+  if ((rc = update(&m->gen, opt_gen, "generator", gs, comm, &sharded, err))) return rc;
+  m->gen_grad_zero = !sharded || m->split_grad_clean;
   return CLUE_OK;
 }
 
