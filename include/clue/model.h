@@ -141,7 +141,8 @@ void clue_work_free(clue_work *w);
  * and ⌈rows_global / P⌉ those on one rank (a run beyond either gives NaN losses).
  * The results are those of the unsplit layer but for the order of
  * floating-point sums; the weight gradient of the layer is written only in this
- * rank's rows of it (the ranks' sum is the whole gradient). On one rank or
+ * rank's rows of it (the ranks' sum is the whole gradient; with
+ * clue_work_share_tiles other ranks may write some of those rows). On one rank or
  * across nodes it does nothing. Afterwards clue_work_free is collective. */
 int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *comm,
                             int rows_global, clue_err *err);
