@@ -94,7 +94,8 @@ static void test_paths_agree(void **state) {
 /* Two arenas attached to the window: their gradients move into this rank's slot
  * (values kept), repeated in-place sums give the exact sums with the same bits as
  * the copying path, a sum of another buffer still works, and freeing the sums
- * gives the arenas buffers of their own back with the summed values. */
+ * gives the arenas buffers of their own back with the summed values (the
+ * weights, attached too, keep theirs throughout). */
 static void test_attached_arenas(void **state) {
   (void)state;
   clue_err err;
@@ -108,9 +109,15 @@ static void test_attached_arenas(void **state) {
   TU_OK(clue_gradsum_new(&c, a.n + b.n, true, &g, &err), &err);
   TU_OK(clue_gradsum_new(&c, a.n, true, &copy, &err), &err);
   fill(a.g, a.n, c.rank, 0);
+  fill(a.w, a.n, c.rank, 7);
   clue_arena *both[2] = {&a, &b};
   TU_OK(clue_gradsum_attach(g, both, 2, &err), &err);
   assert_true(a.g_borrowed == (c.size > 1) && b.g_borrowed == (c.size > 1));
+  assert_true(a.w_borrowed == (c.size > 1) && b.w_borrowed == (c.size > 1));
+  int64_t moved = 0; /* the weights too kept their values */
+  for (int64_t i = 0; i < a.n; i++)
+    moved += a.w[i] != (real)(((i * 7 + c.rank * 13 + 7) % 101) - 50);
+  assert_int_equal(moved, 0);
   real *ref = malloc(sizeof(real) * (size_t)a.n);
   int64_t bad = 0;
   for (int64_t i = 0; i < a.n; i++) bad += a.g[i] != (real)(((i * 7 + c.rank * 13) % 101) - 50);
@@ -140,11 +147,13 @@ static void test_attached_arenas(void **state) {
     for (int q = 0; q < c.size; q++) want += ((i * 7 + q * 13 + 4) % 101) - 50;
     assert_true(other[i] == (real)want);
   }
-  real kept = a.g[a.n - 1];
+  real kept = a.g[a.n - 1], kept_w = a.w[a.n - 1];
   clue_gradsum_free(g);
   assert_false(a.g_borrowed);
   assert_false(b.g_borrowed);
+  assert_false(a.w_borrowed);
   assert_true(a.g[a.n - 1] == kept);
+  assert_true(a.w[a.n - 1] == kept_w);
   clue_gradsum_free(copy);
   free(ref);
   clue_arena_release(&a);
@@ -214,7 +223,7 @@ static void sharded_update(clue_optimizer kind, bool split) {
     int parts = clue_gradsum_sum_parts(g, a.g, a.n, b, e, MAXP);
     if (parts) { /* odd steps zero the gradients as they are read */
       clue_optim_step_ranges(&oa, &a, b, e, parts, step % 2 == 1);
-      clue_gradsum_share(g, a.g, a.w, a.w, a.n, false);
+      clue_gradsum_share(g, a.g, a.w, a.n, false);
       sliced_steps++;
       int64_t nonzero = 0; /* sums and sharing zeroed the rest (other ranks' rows were) */
       for (int64_t i = 0; i < a.n; i++) nonzero += a.g[i] != 0;
@@ -236,7 +245,7 @@ static void sharded_update(clue_optimizer kind, bool split) {
     if (split && sharded) assert_true(stale > 0);
   }
   assert_int_equal(sliced_steps, c.size > 1 ? 4 : 0);
-  if (sharded) clue_gradsum_share(g, a.g, a.w, a.w, a.n, true);
+  if (sharded) clue_gradsum_share(g, a.g, a.w, a.n, true);
   assert_memory_equal(a.w, ref.w, sizeof(real) * (size_t)a.n);
   clue_gradsum_gather(g, a.g, oa.v, a.n);
   if (oa.m) clue_gradsum_gather(g, a.g, oa.m, a.n);

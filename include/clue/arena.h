@@ -26,6 +26,7 @@ typedef struct clue_arena {
   real *w;        /* (n) parameter values */
   real *g;        /* (n) gradients: the arena's own, or borrowed (g_borrowed) */
   bool g_borrowed; /* g belongs to someone else (clue_arena_use_grad) */
+  bool w_borrowed; /* w belongs to someone else (clue_arena_use_weights) */
   int n_tensors;
   int cap;
   clue_tensor *t; /* (n_tensors) */
@@ -46,6 +47,9 @@ void clue_arena_release(clue_arena *a);
  * while the arena uses it), copying the current ones; g = NULL gives the arena a
  * buffer of its own again. On failure nothing changes. */
 int clue_arena_use_grad(clue_arena *a, real *g, clue_err *err);
+
+/* The same for the parameter values w. */
+int clue_arena_use_weights(clue_arena *a, real *w, clue_err *err);
 
 /* Values / gradients of tensor i. */
 static inline real *clue_arena_w(const clue_arena *a, int i) { return a->w + a->t[i].offset; }

@@ -38,9 +38,9 @@ static inline void clue_sum_real_mpi(const clue_comm *c, real *buf, int64_t n) {
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
                      clue_gradsum **out, clue_err *err);
 
-/* Collective. Gives attached arenas their own gradient buffers back (if that
- * fails, their g becomes NULL) and frees the window (NULL is allowed on every
- * rank). */
+/* Collective. Gives attached arenas their own gradient and weight buffers back
+ * (if that fails, their g or w becomes NULL) and frees the window (NULL is
+ * allowed on every rank). */
 void clue_gradsum_free(clue_gradsum *g);
 
 /* Collective. buf (n ≤ n_max values) ← Σ over ranks of buf, the same on every
@@ -49,10 +49,12 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n);
 
 /* Collective. When the sums go through the window, moves the gradients of the
  * n_arenas arenas into this rank's slot, one after the other (their sizes must add
- * up to at most n_max): sums of those buffers are then made in place, without the
- * copy into the window, and end with one more barrier. Otherwise does nothing.
- * clue_gradsum_free gives the arenas buffers of their own back; until then they
- * must outlive g. */
+ * up to at most n_max), and their weights into this rank's part of the window
+ * beside it: sums of those buffers are then made in place, without the copy
+ * into the window, and end with one more barrier; sharing updated weights reads
+ * the other ranks' parts where they lie. Otherwise does nothing.
+ * clue_gradsum_free gives the arenas buffers of their own back (if that fails,
+ * their g or w becomes NULL); until then they must outlive g. */
 int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
                         clue_err *err);
 
@@ -98,14 +100,12 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, in
                            int cap);
 
 /* Collective. Sharded update, second half, after every rank updated its parts
- * of w from the parts of buf that clue_gradsum_sum_parts summed: w_mine is this
- * rank's updated copy (only its parts are read), and w receives every other
- * rank's parts, passing through the slots of buf (this rank's parts of buf are
- * zero afterwards) — the rows of split tensors only when all is true (otherwise
- * each rank keeps only its own rows of those current). w and w_mine may be the
- * same buffer. */
-void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n,
-                        bool all);
+ * of the weights w (the attached weights of the arena whose gradients are buf, n
+ * values) from the parts of buf that clue_gradsum_sum_parts summed: w receives
+ * every other rank's parts, read where they lie in the window (buf is not
+ * touched) — the rows of split tensors only when all is true (otherwise each
+ * rank keeps only its own rows of those current). */
+void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bool all);
 
 /* Collective. Rank 0 receives every rank's parts (clue_gradsum_parts of the
  * attached buffer `like`, n values) of buf, a buffer laid out like `like`: e.g.

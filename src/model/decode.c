@@ -348,11 +348,11 @@ static void lik_local(clue_model *m, dec_work *dw, int n_apps, const out_split *
 
 /* ---- the weight gradient of a split layer, in tiles ----
  *
- * Each rank's slice of features is cut into tiles of s->tile features (512); a tile's
- * GEMM (its rows of dW += its columns of dloc, transposed, · h_all) is the same
- * call whichever rank makes it. Each rank runs its own tiles, then, in a local
- * likelihood (dloc in region D) and when g_of is set, the tiles left of the
- * other ranks (once every rank has made arrival `ready`: every dloc is then
+ * Each rank's slice of features is cut into tiles of s->tile features (512); a
+ * tile's GEMM (its rows of dW += its columns of dloc, transposed, · h_all) is
+ * the same call whichever rank makes it. Each rank runs its own tiles, then, in
+ * a local likelihood (dloc in region D) and when g_of is set, the tiles left of
+ * the other ranks (once every rank has made arrival `ready`: every dloc is then
  * complete), into their gradients. The next tile of rank q is an atomic count
  * in the head of its slot, reset by q before its arrival `ready`. */
 static _Atomic int64_t *tile_count(const out_split *s, int q) {

@@ -48,27 +48,37 @@ int clue_arena_alloc(clue_arena *a, clue_err *err) {
   return CLUE_OK;
 }
 
-int clue_arena_use_grad(clue_arena *a, real *g, clue_err *err) {
-  size_t bytes = (size_t)a->n * sizeof(real);
+/* Moves *buf (n values) into to, or into a buffer of its own (to = NULL). */
+static int move_values(real **buf, bool *borrowed, real *to, int64_t n, const char *what,
+                       clue_err *err) {
+  size_t bytes = (size_t)n * sizeof(real);
   real *own = NULL;
-  if (!g) {
-    if (!a->g_borrowed) return CLUE_OK;
+  if (!to) {
+    if (!*borrowed) return CLUE_OK;
     own = aligned_alloc(64, (bytes + 64) / 64 * 64);
     if (!own)
-      return clue_fail(err, CLUE_ENOMEM, "arena: out of memory for %lld gradients",
-                       (long long)a->n);
-    g = own;
+      return clue_fail(err, CLUE_ENOMEM, "arena: out of memory for %lld %s", (long long)n,
+                       what);
+    to = own;
   }
-  if (g == a->g) return CLUE_OK;
-  if (a->g) memcpy(g, a->g, bytes);
-  if (!a->g_borrowed) free(a->g);
-  a->g = g;
-  a->g_borrowed = own == NULL;
+  if (to == *buf) return CLUE_OK;
+  if (*buf) memcpy(to, *buf, bytes);
+  if (!*borrowed) free(*buf);
+  *buf = to;
+  *borrowed = own == NULL;
   return CLUE_OK;
 }
 
+int clue_arena_use_grad(clue_arena *a, real *g, clue_err *err) {
+  return move_values(&a->g, &a->g_borrowed, g, a->n, "gradients", err);
+}
+
+int clue_arena_use_weights(clue_arena *a, real *w, clue_err *err) {
+  return move_values(&a->w, &a->w_borrowed, w, a->n, "weights", err);
+}
+
 void clue_arena_release(clue_arena *a) {
-  free(a->w);
+  if (!a->w_borrowed) free(a->w);
   if (!a->g_borrowed) free(a->g);
   free(a->t);
   memset(a, 0, sizeof *a);

@@ -19,6 +19,8 @@ struct clue_gradsum {
   clue_shm *shm;   /* the ranks' slots when they share one node; NULL: the sums use
                       MPI_Allreduce */
   real **slot;     /* (size) slot q: n_max values of rank q in the window */
+  real **wslot;    /* (size) rank q's next n_max values: the weights of attached
+                      arenas, at the same offsets as their gradients in slot q */
   real **view;     /* (size) the slots at the offset of the current sum */
   int64_t n_max;
   clue_arena *attached[4]; /* arenas whose gradients live in this rank's slot */
@@ -44,15 +46,19 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     return CLUE_OK;
   }
   g->slot = calloc((size_t)comm->size, sizeof *g->slot);
+  g->wslot = calloc((size_t)comm->size, sizeof *g->wslot);
   g->view = calloc((size_t)comm->size, sizeof *g->view);
-  rc = clue_comm_agree(comm, g->slot && g->view ? CLUE_OK : CLUE_ENOMEM, err);
+  rc = clue_comm_agree(comm, g->slot && g->wslot && g->view ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc) rc = clue_fail(err, rc, "out of memory for gradient sums");
-  /* no window (several nodes, or it cannot be made) is not an error: MPI_Allreduce */
-  if (!rc) rc = clue_shm_new(comm, (n_max > 0 ? n_max : 1) * (int64_t)sizeof(real), &g->shm, err);
+  /* no window (several nodes, or it cannot be made) is not an error: MPI_Allreduce.
+   * Pages of the weights' half are touched only by clue_gradsum_attach. */
+  int64_t each = ((n_max > 0 ? n_max : 1) + 15) / 16 * 16;
+  if (!rc) rc = clue_shm_new(comm, 2 * each * (int64_t)sizeof(real), &g->shm, err);
   if (rc || !g->shm) {
     free(g->slot);
+    free(g->wslot);
     free(g->view);
-    g->slot = g->view = NULL;
+    g->slot = g->wslot = g->view = NULL;
     if (rc) {
       free(g);
       return rc;
@@ -60,7 +66,10 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     *out = g;
     return CLUE_OK;
   }
-  for (int q = 0; q < comm->size; q++) g->slot[q] = clue_shm_slot(g->shm, q);
+  for (int q = 0; q < comm->size; q++) {
+    g->slot[q] = clue_shm_slot(g->shm, q);
+    g->wslot[q] = g->slot[q] + each;
+  }
   *out = g;
   return CLUE_OK;
 }
@@ -73,11 +82,13 @@ int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas
   if (need > g->n_max || n_arenas > (int)(sizeof g->attached / sizeof g->attached[0]))
     return clue_fail(err, CLUE_EINVAL, "gradient sums: %lld values do not fit in %lld",
                      (long long)need, (long long)g->n_max);
-  real *at = g->slot[g->comm.rank];
-  for (int i = 0; i < n_arenas; i++) { /* cannot fail: the buffer is given */
+  real *at = g->slot[g->comm.rank], *wat = g->wslot[g->comm.rank];
+  for (int i = 0; i < n_arenas; i++) { /* cannot fail: the buffers are given */
     clue_arena_use_grad(arenas[i], at, err);
+    clue_arena_use_weights(arenas[i], wat, err);
     g->attached[g->n_attached++] = arenas[i];
     at += arenas[i]->n;
+    wat += arenas[i]->n;
   }
   clue_shm_sync(g->shm);
   return CLUE_OK;
@@ -92,9 +103,14 @@ void clue_gradsum_free(clue_gradsum *g) {
       a->g = NULL;
       a->g_borrowed = false;
     }
+    if (clue_arena_use_weights(a, NULL, &err) != CLUE_OK) { /* no memory: no weights */
+      a->w = NULL;
+      a->w_borrowed = false;
+    }
   }
   clue_shm_free(g->shm);
   free(g->slot);
+  free(g->wslot);
   free(g->view);
   free(g);
 }
@@ -260,35 +276,22 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, in
   return k;
 }
 
-void clue_gradsum_share(clue_gradsum *g, real *buf, const real *w_mine, real *w, int64_t n,
-                        bool all) {
+void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bool all) {
   int P = g->comm.size, r = g->comm.rank;
   int64_t off = slot_offset(g, buf, n);
   piece pc[MAX_PIECES];
   int np = pieces_of(g, off, n, pc);
-  for (int i = 0; i < np; i++) {
-    if (pc[i].split && !all) continue;
-    int64_t b, e;
-    piece_part(&pc[i], P, r, &b, &e);
-    memcpy(buf + b, w_mine + b, (size_t)(e - b) * sizeof(real));
-  }
-  node_sync(g);
+  node_sync(g); /* every rank's parts of its weights are updated */
   for (int q = 0; q < P; q++) {
     if (q == r) continue;
     for (int i = 0; i < np; i++) {
       if (pc[i].split && !all) continue;
       int64_t b, e;
       piece_part(&pc[i], P, q, &b, &e);
-      memcpy(w + b, g->slot[q] + off + b, (size_t)(e - b) * sizeof(real));
+      memcpy(w + b, g->wslot[q] + off + b, (size_t)(e - b) * sizeof(real));
     }
   }
-  node_sync(g); /* nobody reads this slot while it is written again */
-  for (int i = 0; i < np; i++) { /* the weights staged in buf become zeros */
-    if (pc[i].split && !all) continue;
-    int64_t b, e;
-    piece_part(&pc[i], P, r, &b, &e);
-    memset(buf + b, 0, (size_t)(e - b) * sizeof(real));
-  }
+  node_sync(g); /* nobody reads these weights while their rank updates them again */
 }
 
 void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n) {

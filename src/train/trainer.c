@@ -302,7 +302,7 @@ static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum 
   clue_optim_step_ranges(o, a, b, e, parts, true);
   if (gs && clue_gradsum_parts(gs, a->g, a->n, comm->rank, b, e, MAX_PARTS)) {
     clue_prof_push(CLUE_PROF_ALLREDUCE);
-    clue_gradsum_share(gs, a->g, a->w, a->w, a->n, false);
+    clue_gradsum_share(gs, a->g, a->w, a->n, false);
     clue_prof_pop();
   }
   return CLUE_OK;
@@ -331,9 +331,7 @@ void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
   for (int i = 0; i < 2; i++) /* only arenas with split rows have stale weights */
     if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, b, e, MAX_PARTS) &&
         clue_gradsum_summed(gs, a[i]->g, a[i]->n) < a[i]->n)
-      clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->w, a[i]->n, true);
-  m->split_grad_clean = false; /* the slots of the gradients carried weights */
-  m->gen_grad_zero = false;
+      clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->n, true); /* gradients untouched */
 }
 
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,

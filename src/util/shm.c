@@ -45,8 +45,8 @@ int clue_shm_new(const clue_comm *comm, int64_t bytes, clue_shm **out, clue_err 
   int64_t each = slot_bytes(bytes);
   if (ok) {
     MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
-    ok = MPI_Win_allocate_shared((MPI_Aint)(COUNT_BYTES + each), 1, MPI_INFO_NULL, node, &mine, &s->win) ==
-         MPI_SUCCESS;
+    ok = MPI_Win_allocate_shared((MPI_Aint)(COUNT_BYTES + each), 1, MPI_INFO_NULL, node,
+                                 &mine, &s->win) == MPI_SUCCESS;
     int all = ok;
     MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, node);
     if (!all && ok) MPI_Win_free(&s->win);
