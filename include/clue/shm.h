@@ -41,10 +41,6 @@ void clue_shm_sync(const clue_shm *s);
  * (1, 2, ...). Independent of clue_shm_sync. */
 uint64_t clue_shm_arrive(clue_shm *s);
 
-/* Rank q's arrivals so far (a count that only grows: it may have grown again by
- * the time the caller looks). */
-uint64_t clue_shm_arrived(const clue_shm *s, int q);
-
 /* Returns once every rank has made arrival n; what they wrote before it is then
  * visible here. Spins, then yields the core while it waits. */
 void clue_shm_wait(const clue_shm *s, uint64_t n);

@@ -319,7 +319,8 @@ int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_e
   real **g_of = clue_calloc((size_t)P, sizeof *g_of, err);
   if (!g_of) return CLUE_ENOMEM;
   bool all = true; /* the same answer on every rank: attached alike */
-  for (int q = 0; all && q < P; q++) all = (g_of[q] = clue_gradsum_peer(gs, m->gen.g, q)) != NULL;
+  for (int q = 0; all && q < P; q++)
+    all = (g_of[q] = clue_gradsum_peer(gs, m->gen.g, q)) != NULL;
   int rc = clue_work_share_tiles(w, all ? g_of : NULL, err);
   free(g_of);
   return rc;

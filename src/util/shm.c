@@ -108,10 +108,6 @@ uint64_t clue_shm_arrive(clue_shm *s) {
   return s->arrived;
 }
 
-uint64_t clue_shm_arrived(const clue_shm *s, int q) {
-  return atomic_load_explicit(s->count[q], memory_order_acquire);
-}
-
 /* Spins a while, then yields the core (ranks may outnumber the cores). */
 void clue_shm_wait(const clue_shm *s, uint64_t n) {
   for (int q = 0; q < s->size; q++) {
