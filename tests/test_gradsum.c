@@ -160,35 +160,41 @@ static void test_attached_arenas(void **state) {
   clue_arena_release(&b);
 }
 
-/* Whether value i of arena a lies in a row of a split tensor (split[t]) that
- * rank r does not own; *split_row: whether it lies in a split tensor at all. */
-static bool foreign_row(const clue_gradsum *g, const clue_arena *a, const bool *split,
-                        int64_t i, int r, bool *split_row) {
+enum { WHOLE, BY_ROWS, BY_COLS }; /* how a tensor is split */
+
+/* Whether value i of arena a lies in a row or column of a split tensor (how[t])
+ * that rank r does not own; *in_split: whether it lies in a split tensor. */
+static bool foreign_part(const clue_gradsum *g, const clue_arena *a, const int *how, int64_t i,
+                         int r, bool *in_split) {
   for (int t = 0; t < a->n_tensors; t++) {
     const clue_tensor *x = &a->t[t];
     if (i < x->offset || i >= x->offset + x->rows * x->cols) continue;
-    *split_row = split[t];
-    if (!split[t]) return false;
-    int64_t row = (i - x->offset) / x->cols;
-    return row < clue_gradsum_slice(g, x->rows, r) || row >= clue_gradsum_slice(g, x->rows, r + 1);
+    *in_split = how[t] != WHOLE;
+    int64_t at = how[t] == BY_ROWS ? (i - x->offset) / x->cols : (i - x->offset) % x->cols;
+    int64_t n = how[t] == BY_ROWS ? x->rows : x->cols;
+    return how[t] != WHOLE &&
+           (at < clue_gradsum_slice(g, n, r) || at >= clue_gradsum_slice(g, n, r + 1));
   }
-  *split_row = false;
+  *in_split = false;
   return false;
 }
 
 /* Sharded RMSprop / Adam steps against the whole update on summed gradients;
- * with split, two tensors are split by rows (each rank computes its rows whole,
- * zeros elsewhere): those rows are not summed and only the owner's stay current
- * until the final share with all. */
+ * with split, two tensors are split by rows and one by columns (each rank
+ * computes its rows or columns whole, zeros elsewhere): those are not summed
+ * and only the owner's stay current until the final share with all. On odd
+ * steps every rank writes every column of the column-split tensor, as a
+ * likelihood on whole rows does, and the update sums them (sum_cols). */
 static void sharded_update(clue_optimizer kind, bool split) {
   clue_err err;
   clue_comm c = tu_world();
   clue_arena a = {0}, ref = {0};
-  const char *names[5] = {"w", "s1", "m", "s2", "z"};
-  int64_t rows[5] = {301, 50, 19, 130, 5}, cols[5] = {77, 33, 1, 8, 1}; /* w: 23,177 values */
-  bool is_split[5] = {false, split, false, split, false};
+  const char *names[6] = {"w", "s1", "m", "s2", "c", "z"};
+  int64_t rows[6] = {301, 50, 19, 130, 13, 5}, cols[6] = {77, 33, 1, 8, 150, 1};
+  int how[6] = {WHOLE, split ? BY_ROWS : WHOLE, WHOLE, split ? BY_ROWS : WHOLE,
+                split ? BY_COLS : WHOLE, WHOLE};
   for (clue_arena *x = &a; x; x = x == &a ? &ref : NULL) {
-    for (int t = 0; t < 5; t++) TU_OK(clue_arena_add(x, names[t], rows[t], cols[t], &err) < 0, &err);
+    for (int t = 0; t < 6; t++) TU_OK(clue_arena_add(x, names[t], rows[t], cols[t], &err) < 0, &err);
     TU_OK(clue_arena_alloc(x, &err), &err);
   }
   clue_rng r0 = clue_rng_stream(8, CLUE_RNG_TEST, 0, 0); /* the same weights on every rank */
@@ -199,33 +205,37 @@ static void sharded_update(clue_optimizer kind, bool split) {
   clue_arena *one[1] = {&a};
   TU_OK(clue_gradsum_attach(g, one, 1, &err), &err);
   bool sharded = clue_gradsum_shared(g);
-  for (int t = 0; t < 5; t++)
-    if (is_split[t]) TU_OK(clue_gradsum_split_rows(g, &a, t, &err), &err);
-  int64_t n_split = split && sharded ? 50 * 33 + 130 * 8 : 0;
-  assert_int_equal(clue_gradsum_summed(g, a.g, a.n), a.n - n_split);
+  for (int t = 0; t < 6; t++) {
+    if (how[t] == BY_ROWS) TU_OK(clue_gradsum_split_rows(g, &a, t, &err), &err);
+    if (how[t] == BY_COLS) TU_OK(clue_gradsum_split_cols(g, &a, t, &err), &err);
+  }
+  int64_t n_rows = split && sharded ? 50 * 33 + 130 * 8 : 0, n_cols = split && sharded ? 13 * 150 : 0;
+  assert_int_equal(clue_gradsum_summed(g, a.g, a.n, false), a.n - n_rows - n_cols);
+  assert_int_equal(clue_gradsum_summed(g, a.g, a.n, true), a.n - n_rows);
   clue_optim oa, oref;
   TU_OK(clue_optim_init(&oa, kind, 0.01, a.n, &err), &err);
   TU_OK(clue_optim_init(&oref, kind, 0.01, a.n, &err), &err);
   int sliced_steps = 0;
-  enum { MAXP = 2 * CLUE_GRADSUM_MAX_SPLIT + 1 };
   for (int step = 0; step < 4; step++) {
+    bool sum_cols = step % 2 == 1;
     clue_rng r = clue_rng_stream(9, CLUE_RNG_TEST, (uint64_t)step, (uint64_t)c.rank);
-    clue_rng whole = clue_rng_stream(10, CLUE_RNG_TEST, (uint64_t)step, 0); /* split rows */
+    clue_rng whole = clue_rng_stream(10, CLUE_RNG_TEST, (uint64_t)step, 0); /* split parts */
     for (int64_t i = 0; i < a.n; i++) {
       bool in_split;
-      bool foreign = foreign_row(g, &a, is_split, i, c.rank, &in_split);
-      real v = (real)clue_rng_normal(in_split && sharded ? &whole : &r);
-      ref.g[i] = a.g[i] = foreign && sharded ? 0 : v;
+      bool foreign = foreign_part(g, &a, how, i, c.rank, &in_split);
+      bool every_col = sum_cols && in_split && a.t[4].offset <= i && i < a.t[5].offset;
+      real v = (real)clue_rng_normal(in_split && sharded && !every_col ? &whole : &r);
+      ref.g[i] = a.g[i] = foreign && sharded && !every_col ? 0 : v;
     }
     clue_gradsum_sum(copy, ref.g, ref.n);
     clue_optim_step(&oref, &ref);
-    int64_t b[MAXP], e[MAXP];
-    int parts = clue_gradsum_sum_parts(g, a.g, a.n, b, e, MAXP);
+    const int64_t *b, *e;
+    int parts = clue_gradsum_sum_parts(g, a.g, a.n, sum_cols, &b, &e);
     if (parts) { /* odd steps zero the gradients as they are read */
       clue_optim_step_ranges(&oa, &a, b, e, parts, step % 2 == 1);
       clue_gradsum_share(g, a.g, a.w, a.n, false);
       sliced_steps++;
-      int64_t nonzero = 0; /* sums and sharing zeroed the rest (other ranks' rows were) */
+      int64_t nonzero = 0; /* sums and sharing zeroed the rest (other ranks' parts were) */
       for (int64_t i = 0; i < a.n; i++) nonzero += a.g[i] != 0;
       if (step % 2 == 1) assert_int_equal(nonzero, 0);
     } else {
@@ -236,8 +246,8 @@ static void sharded_update(clue_optimizer kind, bool split) {
     for (int64_t i = 0; i < a.n; i++) {
       bool in_split;
       bool same = !memcmp(&a.w[i], &ref.w[i], sizeof(real));
-      if (sharded && foreign_row(g, &a, is_split, i, c.rank, &in_split))
-        stale += !same; /* another rank's rows: not shared by the step */
+      if (sharded && foreign_part(g, &a, how, i, c.rank, &in_split))
+        stale += !same; /* another rank's rows or columns: not shared by the step */
       else
         bad += !same;
     }

@@ -217,15 +217,18 @@ static void split_matches_whole(fixture *fx, bool local) {
  * layers with MPI_Allreduce sums (every row of the split layers summed, so that
  * each step must zero all their rows again); split layers with sharded sums
  * through the node's window (split rows neither summed nor zeroed but on their
- * owner). Each update leaves every gradient zero (the next step zeroes none).
- * The weights after the steps agree to 1e-7 of each tensor's largest
- * (RMSprop divides by the root of the squared gradients: where those are
- * small, rounding differences of 1e-16 grow to 1e-9 in three steps). */
-static void test_split_train_steps(void **state) {
-  fixture *fx = *state;
+ * owner; the per-(feature, batch) tensors split by columns, summed only when a
+ * likelihood ran on whole rows). With on_rows, decoder 0's likelihood runs on
+ * whole rows (its columns read from their owners, then summed), the others' on
+ * the ranks' slices. Each update leaves every gradient zero (the next step
+ * zeroes none). The weights after the steps agree to 1e-7 of each tensor's
+ * largest (RMSprop divides by the root of the squared gradients: where those
+ * are small, rounding differences of 1e-16 grow to 1e-9 in three steps). */
+static void train_steps(fixture *fx, bool on_rows) {
   clue_err err;
-  clue_model *mm[3] = {fx->m, NULL, NULL};
-  for (int i = 1; i < 3; i++) TU_OK(clue_model_new(&fx->m->spec, 17, &mm[i], &err), &err);
+  for (int k = 0; k < 3; k++) clue_work_set_output_local(fx->split, k, !(on_rows && k == 0));
+  clue_model *mm[3];
+  for (int i = 0; i < 3; i++) TU_OK(clue_model_new(&fx->m->spec, 17, &mm[i], &err), &err);
   clue_work *ww[3] = {fx->whole, fx->split, fx->split};
   clue_optim od[3], og[3];
   for (int i = 0; i < 3; i++) {
@@ -285,12 +288,19 @@ static void test_split_train_steps(void **state) {
   for (int64_t i = 0; i < a->n; i++) moved = fmax(moved, fabs(a->w[i] - fresh->gen.w[i]));
   assert_true(moved > 1e-3); /* the steps did move the weights */
   clue_model_free(fresh);
+  TU_OK(clue_work_share_tiles(fx->split, NULL, NULL, &err), &err); /* gs goes */
+  for (int k = 0; k < 3; k++) clue_work_set_output_local(fx->split, k, true);
   clue_gradsum_free(gs);
   for (int i = 0; i < 3; i++) {
     clue_optim_release(&od[i]);
     clue_optim_release(&og[i]);
+    clue_model_free(mm[i]);
   }
-  for (int i = 1; i < 3; i++) clue_model_free(mm[i]);
+}
+
+static void test_split_train_steps(void **state) {
+  train_steps(*state, false);
+  train_steps(*state, true);
 }
 
 /* Tiles of the split layers' weight gradients run by other ranks (decode.c):
@@ -321,7 +331,7 @@ static void test_split_tiles_taken(void **state) {
   }
   clue_work_set_tiles(ww[0], 16, r == P - 1 ? 50000 : 0); /* the last slices are never empty */
   clue_work_set_tiles(ww[1], 16, 0);
-  TU_OK(clue_work_share_tiles(ww[1], NULL, &err), &err); /* its own tiles only */
+  TU_OK(clue_work_share_tiles(ww[1], NULL, NULL, &err), &err); /* its own tiles only */
   clue_loss_weights lw = all_terms();
   clue_losses l[2];
   for (int step = 0; step < 2; step++)

@@ -67,8 +67,13 @@ real *clue_gradsum_peer(const clue_gradsum *g, const real *mine, int q);
  * owns [clue_gradsum_slice(g, n, r), clue_gradsum_slice(g, n, r + 1)). */
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);
 
-/* Most tensors clue_gradsum_split_rows takes. */
-#define CLUE_GRADSUM_MAX_SPLIT 8
+/* Where rank q's copy of the weights lies of an attached arena whose
+ * gradients in this rank's slot are at mine_g (clue_gradsum_attach puts the
+ * weights beside them), readable here; NULL as clue_gradsum_peer. */
+real *clue_gradsum_peer_weights(const clue_gradsum *g, const real *mine_g, int q);
+
+/* Most tensors clue_gradsum_split_rows and _split_cols take together. */
+#define CLUE_GRADSUM_MAX_SPLIT 48 /* 5 per modality: 2 of rows, 3 of columns */
 
 /* Declares tensor `tensor` of an attached arena split by rows over the ranks,
  * like the output layers of clue_work_split_outputs: rank q computes rows
@@ -79,32 +84,40 @@ int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);
  * is attached (sums through the window). */
 int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err);
 
+/* The same split by columns: rank q owns columns [clue_gradsum_slice(g, cols,
+ * q), clue_gradsum_slice(g, cols, q + 1)) of every row (the per-(feature,
+ * batch) tensors of split output layers). Their gradients are summed only in
+ * the updates that ask for it (sum_cols below: a step that wrote other ranks'
+ * columns); each rank updates its own columns and shares them only when asked. */
+int clue_gradsum_split_cols(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err);
+
 /* Rank r's parts of the gradient buffer buf (n values) of an attached arena in
- * a sharded update: up to cap ranges [b[i], e[i]) (cap ≥ 2·CLUE_GRADSUM_MAX_SPLIT
- * + 1 is always enough), a slice of every run of summed tensors and of every
- * split tensor's rows; returns their number. 0 when updates are not sharded
- * (one rank, no window, buf not attached): use clue_gradsum_sum. */
-int clue_gradsum_parts(const clue_gradsum *g, const real *buf, int64_t n, int r, int64_t *b,
-                       int64_t *e, int cap);
+ * a sharded update: ranges [b[i], e[i]), a slice of every run of summed tensors,
+ * of every tensor split by rows, and of every row of a tensor split by columns;
+ * returns their number. b and e point into g, valid until the next call of
+ * clue_gradsum_parts or _sum_parts. 0 (b and e untouched) when updates are not
+ * sharded (one rank, no window, buf not attached): use clue_gradsum_sum. */
+int clue_gradsum_parts(clue_gradsum *g, const real *buf, int64_t n, int r, const int64_t **b,
+                       const int64_t **e);
 
 /* Collective. Sharded update, first half: when buf (n values) lives in this
  * rank's slot (attached) and the sums go through the window, sums this rank's
  * parts of buf over the ranks, in place (the same bits as clue_gradsum_sum
- * there; split rows are left as they are; this rank's parts of the other
- * ranks' buffers, once read, are zero: the rest of buf is zero where the other
- * ranks have read it, that is everywhere else once every rank has returned),
- * puts the parts in b, e (as clue_gradsum_parts) and returns their
- * number. Otherwise does nothing and returns 0 on every rank: use
+ * there; split rows are left as they are, split columns too unless sum_cols;
+ * this rank's parts of the other ranks' buffers, once read, are zero: the rest
+ * of buf is zero where the other ranks have read it, that is everywhere else
+ * once every rank has returned), gives the parts as clue_gradsum_parts does and
+ * returns their number. Otherwise does nothing and returns 0 on every rank: use
  * clue_gradsum_sum. */
-int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e,
-                           int cap);
+int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
+                           const int64_t **b, const int64_t **e);
 
 /* Collective. Sharded update, second half, after every rank updated its parts
  * of the weights w (the attached weights of the arena whose gradients are buf, n
  * values) from the parts of buf that clue_gradsum_sum_parts summed: w receives
  * every other rank's parts, read where they lie in the window (buf is not
- * touched) — the rows of split tensors only when all is true (otherwise each
- * rank keeps only its own rows of those current). */
+ * touched) — the rows or columns of split tensors only when all is true
+ * (otherwise each rank keeps only its own current). */
 void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bool all);
 
 /* Collective. Rank 0 receives every rank's parts (clue_gradsum_parts of the
@@ -113,9 +126,9 @@ void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bo
  * unchanged. Does nothing when updates are not sharded. */
 void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n);
 
-/* Values of buf (n) that sums add over the ranks: n less the rows of split
- * tensors in it. */
-int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n);
+/* Values of buf (n) that sums add over the ranks: n less the split tensors in
+ * it (with sum_cols, those split by rows only). */
+int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n, bool sum_cols);
 
 /* True when the sums go through the shared-memory window. */
 bool clue_gradsum_shared(const clue_gradsum *g);

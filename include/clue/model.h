@@ -61,6 +61,11 @@ typedef struct clue_model {
    * as it read them): the next generator step then zeroes none. Whatever else
    * writes them must clear it. */
   bool gen_grad_zero;
+  /* Set by a generator step whose decoder wrote gradients of other ranks'
+   * columns of the per-(feature, batch) tensors (a likelihood on whole rows of
+   * split output layers: their columns split by clue_train_split_grads are then
+   * summed by the update); the trainer clears it before the step. */
+  bool split_cols_dirty;
 } clue_model;
 
 /* Builds the network and initialises it (PyTorch defaults) from seed. */
@@ -179,8 +184,13 @@ void clue_work_set_output_local(clue_work *w, int k, bool on);
  * takes tiles of a rank still busy and writes them into that rank's gradients.
  * g_of_rank[q]: where rank q's copy of m->gen's gradients lies in this process
  * (node-shared memory, such as clue_gradsum_attach gives); NULL: every rank runs
- * its own tiles only. Call it alike on every rank, between steps. */
-int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, clue_err *err);
+ * its own tiles only. w_of_rank[q] (NULL or given with g_of_rank): rank q's
+ * copy of m->gen's weights there; a decoder whose likelihood then runs on
+ * whole rows reads the other ranks' columns of the per-(feature, batch)
+ * tensors from it (they are split by columns: clue_train_split_grads) and sets
+ * clue_model.split_cols_dirty. Call it alike on every rank, between steps. */
+int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, real *const *w_of_rank,
+                          clue_err *err);
 
 /* For tests: tiles of `width` features (> 0; set alike on every rank: the
  * width changes the bits of the gradients), and this rank sleeping `delay_us`

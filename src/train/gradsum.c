@@ -8,11 +8,13 @@
 
 #include "clue/shm.h"
 
-/* A tensor of an attached arena split by rows over the ranks: values
- * [off, off + rows·row_len) of the slot, not summed. */
-typedef struct split_rows {
+/* A tensor of an attached arena split over the ranks, by rows or by columns:
+ * values [off, off + rows·row_len) of the slot, not summed (columns: unless a
+ * sum asks for them). */
+typedef struct split_tensor {
   int64_t off, rows, row_len;
-} split_rows;
+  bool by_cols;
+} split_tensor;
 
 struct clue_gradsum {
   clue_comm comm;  /* the communicator of the sums (not owned) */
@@ -25,9 +27,13 @@ struct clue_gradsum {
   int64_t n_max;
   clue_arena *attached[4]; /* arenas whose gradients live in this rank's slot */
   int n_attached;
-  split_rows split[CLUE_GRADSUM_MAX_SPLIT]; /* tensors split by rows, by offset */
+  split_tensor split[CLUE_GRADSUM_MAX_SPLIT]; /* split tensors, by offset */
   int n_split;
+  int64_t *part_b, *part_e; /* (part_cap) the ranges clue_gradsum_parts gives */
+  int part_cap;
 };
+
+static int grow_parts(clue_gradsum *g, clue_err *err);
 
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
                      clue_gradsum **out, clue_err *err) {
@@ -69,6 +75,11 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
   for (int q = 0; q < comm->size; q++) {
     g->slot[q] = clue_shm_slot(g->shm, q);
     g->wslot[q] = g->slot[q] + each;
+  }
+  rc = clue_comm_agree(comm, grow_parts(g, err), err);
+  if (rc) {
+    clue_gradsum_free(g);
+    return rc;
   }
   *out = g;
   return CLUE_OK;
@@ -112,6 +123,8 @@ void clue_gradsum_free(clue_gradsum *g) {
   free(g->slot);
   free(g->wslot);
   free(g->view);
+  free(g->part_b);
+  free(g->part_e);
   free(g);
 }
 
@@ -201,76 +214,135 @@ int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
   return slice_begin(n, g->comm.size, r);
 }
 
-int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
-  if (!g->shm) return CLUE_OK;
-  int64_t at = slot_offset(g, a->g, a->n);
-  if (at < 0 || tensor < 0 || tensor >= a->n_tensors || g->n_split == CLUE_GRADSUM_MAX_SPLIT)
-    return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot split tensor %d by rows", tensor);
-  split_rows t = {at + a->t[tensor].offset, a->t[tensor].rows, a->t[tensor].cols};
-  int i = g->n_split++;
-  for (; i > 0 && g->split[i - 1].off > t.off; i--) g->split[i] = g->split[i - 1];
-  g->split[i] = t;
+real *clue_gradsum_peer_weights(const clue_gradsum *g, const real *mine_g, int q) {
+  real *peer = clue_gradsum_peer(g, mine_g, q);
+  return peer ? g->wslot[q] + (peer - g->slot[q]) : NULL;
+}
+
+/* Room for the ranges of every piece (pieces_of): two per split tensor and one
+ * more, and a range per row of a tensor split by columns. */
+static int grow_parts(clue_gradsum *g, clue_err *err) {
+  int64_t cap = 2 * (int64_t)g->n_split + 1;
+  for (int i = 0; i < g->n_split; i++)
+    if (g->split[i].by_cols) cap += g->split[i].rows - 1;
+  if (cap > INT32_MAX / 2) return clue_fail(err, CLUE_EINVAL, "gradient sums: too many parts");
+  if (cap <= g->part_cap) return CLUE_OK;
+  int64_t *b = realloc(g->part_b, (size_t)cap * sizeof *b);
+  if (b) g->part_b = b;
+  int64_t *e = b ? realloc(g->part_e, (size_t)cap * sizeof *e) : NULL;
+  if (e) g->part_e = e;
+  if (!b || !e) return clue_fail(err, CLUE_ENOMEM, "out of memory for gradient sums");
+  g->part_cap = (int)cap;
   return CLUE_OK;
 }
 
+static int split_tensor_add(clue_gradsum *g, const clue_arena *a, int tensor, bool by_cols,
+                            clue_err *err) {
+  if (!g->shm) return CLUE_OK;
+  int64_t at = slot_offset(g, a->g, a->n);
+  if (at < 0 || tensor < 0 || tensor >= a->n_tensors || g->n_split == CLUE_GRADSUM_MAX_SPLIT)
+    return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot split tensor %d by %s", tensor,
+                     by_cols ? "columns" : "rows");
+  split_tensor t = {at + a->t[tensor].offset, a->t[tensor].rows, a->t[tensor].cols, by_cols};
+  int i = g->n_split++;
+  for (; i > 0 && g->split[i - 1].off > t.off; i--) g->split[i] = g->split[i - 1];
+  g->split[i] = t;
+  return grow_parts(g, err);
+}
+
+int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
+  return split_tensor_add(g, a, tensor, false, err);
+}
+
+int clue_gradsum_split_cols(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
+  return split_tensor_add(g, a, tensor, true, err);
+}
+
 /* Pieces of [off, off + n) of the slot: summed runs between split tensors and the
- * split tensors; each rank owns a slice of every piece (piece_part). */
+ * split tensors; each rank owns a slice of every piece (piece_ranges). */
+typedef enum { PIECE_SUMMED, PIECE_ROWS, PIECE_COLS } piece_kind;
+
 typedef struct piece {
   int64_t b, rows, row_len; /* offset in buf */
-  bool split;
+  piece_kind kind;
 } piece;
 
 static int pieces_of(const clue_gradsum *g, int64_t off, int64_t n, piece *out) {
   int np = 0;
   int64_t at = off;
   for (int i = 0; i < g->n_split; i++) {
-    const split_rows *t = &g->split[i];
+    const split_tensor *t = &g->split[i];
     if (t->off < off || t->off + t->rows * t->row_len > off + n) continue;
-    if (t->off > at) out[np++] = (piece){at - off, t->off - at, 1, false};
-    out[np++] = (piece){t->off - off, t->rows, t->row_len, true};
+    if (t->off > at) out[np++] = (piece){at - off, t->off - at, 1, PIECE_SUMMED};
+    out[np++] = (piece){t->off - off, t->rows, t->row_len, t->by_cols ? PIECE_COLS : PIECE_ROWS};
     at = t->off + t->rows * t->row_len;
   }
-  if (at < off + n) out[np++] = (piece){at - off, off + n - at, 1, false};
+  if (at < off + n) out[np++] = (piece){at - off, off + n - at, 1, PIECE_SUMMED};
   return np;
 }
 
-static void piece_part(const piece *p, int P, int q, int64_t *b, int64_t *e) {
-  *b = p->b + slice_begin(p->rows, P, q) * p->row_len;
-  *e = p->b + slice_begin(p->rows, P, q + 1) * p->row_len;
+/* Ranges of a piece that one rank owns: one, or one per row of a tensor split
+ * by columns. */
+static int64_t piece_count(const piece *p) { return p->kind == PIECE_COLS ? p->rows : 1; }
+
+/* Range j of rank q's ranges of piece p: [*b, *e) of buf. */
+static void piece_range(const piece *p, int P, int q, int64_t j, int64_t *b, int64_t *e) {
+  if (p->kind == PIECE_COLS) {
+    *b = p->b + j * p->row_len + slice_begin(p->row_len, P, q);
+    *e = p->b + j * p->row_len + slice_begin(p->row_len, P, q + 1);
+  } else {
+    *b = p->b + slice_begin(p->rows, P, q) * p->row_len;
+    *e = p->b + slice_begin(p->rows, P, q + 1) * p->row_len;
+  }
 }
 
 #define MAX_PIECES (2 * CLUE_GRADSUM_MAX_SPLIT + 1)
 
-int clue_gradsum_parts(const clue_gradsum *g, const real *buf, int64_t n, int r, int64_t *b,
-                       int64_t *e, int cap) {
+/* Rank r's non-empty ranges of buf into g's part arrays; returns their number. */
+static int parts_into(clue_gradsum *g, const real *buf, int64_t n, int r) {
   const clue_comm *c = &g->comm;
   if (c->size == 1 || n <= 0 || !g->shm) return 0;
   int64_t off = slot_offset(g, buf, n);
   if (off < 0) return 0; /* the same answer on every rank: attached alike */
   piece pc[MAX_PIECES];
   int np = pieces_of(g, off, n, pc), k = 0;
-  for (int i = 0; i < np && k < cap; i++) {
-    piece_part(&pc[i], c->size, r, &b[k], &e[k]);
-    if (e[k] > b[k]) k++;
-  }
-  return k > 0 ? k : (b[0] = e[0] = 0, 1); /* an empty part still means sharded */
+  for (int i = 0; i < np; i++)
+    for (int64_t j = 0; j < piece_count(&pc[i]); j++) {
+      piece_range(&pc[i], c->size, r, j, &g->part_b[k], &g->part_e[k]);
+      if (g->part_e[k] > g->part_b[k]) k++;
+    }
+  if (k == 0) g->part_b[k] = g->part_e[k] = 0, k = 1; /* an empty part still means sharded */
+  return k;
 }
 
-int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, int64_t *b, int64_t *e,
-                           int cap) {
-  int k = clue_gradsum_parts(g, buf, n, g->comm.rank, b, e, cap);
-  if (k == 0) return 0;
+int clue_gradsum_parts(clue_gradsum *g, const real *buf, int64_t n, int r, const int64_t **b,
+                       const int64_t **e) {
+  int k = parts_into(g, buf, n, r);
+  if (k > 0) { /* else b and e stay as they are */
+    *b = g->part_b;
+    *e = g->part_e;
+  }
+  return k;
+}
+
+int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
+                           const int64_t **b, const int64_t **e) {
   int P = g->comm.size, r = g->comm.rank;
+  int k = clue_gradsum_parts(g, buf, n, r, b, e);
+  if (k == 0) return 0;
   int64_t off = slot_offset(g, buf, n);
   for (int q = 0; q < P; q++) g->view[q] = g->slot[q] + off;
   piece pc[MAX_PIECES];
   int np = pieces_of(g, off, n, pc);
   node_sync(g); /* every rank's gradients are complete */
   for (int i = 0; i < np; i++) {
-    if (pc[i].split) continue; /* this rank's rows are whole already */
-    int64_t pb, pe;
-    piece_part(&pc[i], P, r, &pb, &pe);
-    sum_slice(g->view, P, pb, pe, buf, buf, r);
+    if (pc[i].kind == PIECE_ROWS || (pc[i].kind == PIECE_COLS && !sum_cols))
+      continue; /* this rank's rows or columns are whole already */
+    for (int64_t j = 0; j < piece_count(&pc[i]); j++) {
+      int64_t pb, pe;
+      piece_range(&pc[i], P, r, j, &pb, &pe);
+      sum_slice(g->view, P, pb, pe, buf, buf, r);
+    }
   }
   node_sync(g); /* nobody reads the slots any more: they may be written again */
   return k;
@@ -285,10 +357,12 @@ void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bo
   for (int q = 0; q < P; q++) {
     if (q == r) continue;
     for (int i = 0; i < np; i++) {
-      if (pc[i].split && !all) continue;
-      int64_t b, e;
-      piece_part(&pc[i], P, q, &b, &e);
-      memcpy(w + b, g->wslot[q] + off + b, (size_t)(e - b) * sizeof(real));
+      if (pc[i].kind != PIECE_SUMMED && !all) continue;
+      for (int64_t j = 0; j < piece_count(&pc[i]); j++) {
+        int64_t b, e;
+        piece_range(&pc[i], P, q, j, &b, &e);
+        memcpy(w + b, g->wslot[q] + off + b, (size_t)(e - b) * sizeof(real));
+      }
     }
   }
   node_sync(g); /* nobody reads these weights while their rank updates them again */
@@ -298,27 +372,28 @@ void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n
   const clue_comm *c = &g->comm;
   if (c->size == 1 || n <= 0) return;
   MPI_Datatype type = sizeof(real) == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT;
-  int64_t b[MAX_PIECES], e[MAX_PIECES];
+  const int64_t *b, *e;
   if (c->rank != 0) {
-    int k = clue_gradsum_parts(g, like, n, c->rank, b, e, MAX_PIECES);
+    int k = clue_gradsum_parts(g, like, n, c->rank, &b, &e);
     for (int i = 0; i < k; i++)
       if (e[i] > b[i]) MPI_Send(buf + b[i], (int)(e[i] - b[i]), type, 0, 0, c->comm);
     return;
   }
   for (int q = 1; q < c->size; q++) {
-    int k = clue_gradsum_parts(g, like, n, q, b, e, MAX_PIECES);
+    int k = clue_gradsum_parts(g, like, n, q, &b, &e);
     for (int i = 0; i < k; i++)
       if (e[i] > b[i])
         MPI_Recv(buf + b[i], (int)(e[i] - b[i]), type, q, 0, c->comm, MPI_STATUS_IGNORE);
   }
 }
 
-int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n) {
+int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n, bool sum_cols) {
   int64_t off = !g->shm ? -1 : slot_offset(g, buf, n);
   if (off < 0) return n;
   piece pc[MAX_PIECES];
   int np = pieces_of(g, off, n, pc);
   for (int i = 0; i < np; i++)
-    if (pc[i].split) n -= pc[i].rows * pc[i].row_len;
+    if (pc[i].kind == PIECE_ROWS || (pc[i].kind == PIECE_COLS && !sum_cols))
+      n -= pc[i].rows * pc[i].row_len;
   return n;
 }

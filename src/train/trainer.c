@@ -274,23 +274,26 @@ static int check_grads(const clue_arena *a, const int64_t *b, const int64_t *e, 
                    a->t[t].name, (long long)at, (double)clue_arena_g(a, t)[at], which);
 }
 
-#define MAX_PARTS (2 * CLUE_GRADSUM_MAX_SPLIT + 1)
-
 /* Collective. Sums the gradients of `a` over the ranks, checks them and updates
  * the weights. Through the node's window with attached gradients the update is
  * sharded: each rank sums, checks and updates its parts, then the ranks share
  * their parts of the weights (bitwise the weights of the unsharded update; the
- * optimiser state is current on each rank for its parts only, and the rows of
- * split output layers only for its own rows: see clue_train_gather_state).
- * The gradients read are zero afterwards: all of them (*sharded false), or all
- * but the rows of split tensors of other ranks, which a sharded update leaves
- * as they are (*sharded true; zero on a split step: clue_model.split_grad_clean). */
+ * optimiser state is current on each rank for its parts only, and the rows and
+ * columns of split tensors only for its own: see clue_train_gather_state);
+ * sum_cols: the tensors split by columns need their sum this time
+ * (clue_model.split_cols_dirty). The gradients read are zero afterwards: all of
+ * them (*sharded false), or all but the rows of split tensors of other ranks,
+ * which a sharded update leaves as they are (*sharded true; zero on a split
+ * step: clue_model.split_grad_clean; other ranks' columns are zero unless
+ * summed, and then zeroed as read). */
 static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum *gs,
-                  const clue_comm *comm, bool *sharded, clue_err *err) {
-  int64_t b[MAX_PARTS] = {0}, e[MAX_PARTS] = {a->n};
+                  const clue_comm *comm, bool sum_cols, bool *sharded, clue_err *err) {
+  int64_t whole_b[1] = {0}, whole_e[1] = {a->n};
+  const int64_t *b = whole_b, *e = whole_e;
   clue_prof_push(CLUE_PROF_ALLREDUCE);
-  int parts = gs ? clue_gradsum_sum_parts(gs, a->g, a->n, b, e, MAX_PARTS) : 0;
-  if (parts) clue_prof_bytes(true, (double)clue_gradsum_summed(gs, a->g, a->n) * sizeof(real));
+  int parts = gs ? clue_gradsum_sum_parts(gs, a->g, a->n, sum_cols, &b, &e) : 0;
+  if (parts)
+    clue_prof_bytes(true, (double)clue_gradsum_summed(gs, a->g, a->n, sum_cols) * sizeof(real));
   clue_prof_pop();
   *sharded = parts > 0;
   if (!parts) {
@@ -300,7 +303,7 @@ static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum 
   int rc = check_grads(a, b, e, parts, which, comm, err);
   if (rc) return rc;
   clue_optim_step_ranges(o, a, b, e, parts, true);
-  if (gs && clue_gradsum_parts(gs, a->g, a->n, comm->rank, b, e, MAX_PARTS)) {
+  if (*sharded) {
     clue_prof_push(CLUE_PROF_ALLREDUCE);
     clue_gradsum_share(gs, a->g, a->w, a->n, false);
     clue_prof_pop();
@@ -308,30 +311,47 @@ static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum 
   return CLUE_OK;
 }
 
+/* Rank q's copies of gen's gradients and weights in the window, for every q;
+ * false (on every rank: attached alike) when they are not there. */
+static bool peers_of(clue_gradsum *gs, clue_model *m, int P, real **g_of, real **w_of) {
+  for (int q = 0; q < P; q++) {
+    g_of[q] = clue_gradsum_peer(gs, m->gen.g, q);
+    w_of[q] = clue_gradsum_peer_weights(gs, m->gen.g, q);
+    if (!g_of[q] || !w_of[q]) return false;
+  }
+  return true;
+}
+
 int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err) {
   if (!clue_work_outputs_split(w)) return CLUE_OK;
-  for (int k = 0; k < m->spec.n_mod; k++) {
-    int rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].w, err);
-    if (!rc) rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].b, err);
-    if (rc) return rc;
-  }
-  int P = clue_work_split_ranks(w);
+  int P = clue_work_split_ranks(w), rc = CLUE_OK;
   real **g_of = clue_calloc((size_t)P, sizeof *g_of, err);
-  if (!g_of) return CLUE_ENOMEM;
-  bool all = true; /* the same answer on every rank: attached alike */
-  for (int q = 0; all && q < P; q++)
-    all = (g_of[q] = clue_gradsum_peer(gs, m->gen.g, q)) != NULL;
-  int rc = clue_work_share_tiles(w, all ? g_of : NULL, err);
+  real **w_of = g_of ? clue_calloc((size_t)P, sizeof *w_of, err) : NULL;
+  if (!w_of) {
+    free(g_of);
+    return CLUE_ENOMEM;
+  }
+  bool all = peers_of(gs, m, P, g_of, w_of);
+  for (int k = 0; k < m->spec.n_mod && !rc; k++) {
+    rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].w, err);
+    if (!rc) rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].b, err);
+    /* the per-(feature, batch) tensors by columns: a run that writes other
+     * ranks' columns refreshes their weights from w_of and sets split_cols_dirty */
+    int cols[3] = {m->dec_scale[k], m->dec_bias[k], m->dec_disp[k]};
+    for (int i = 0; i < 3 && all && !rc; i++) rc = clue_gradsum_split_cols(gs, &m->gen, cols[i], err);
+  }
+  if (!rc) rc = clue_work_share_tiles(w, all ? g_of : NULL, all ? w_of : NULL, err);
   free(g_of);
+  free(w_of);
   return rc;
 }
 
 void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
   clue_arena *a[2] = {&m->disc, &m->gen};
-  int64_t b[MAX_PARTS], e[MAX_PARTS];
-  for (int i = 0; i < 2; i++) /* only arenas with split rows have stale weights */
-    if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, b, e, MAX_PARTS) &&
-        clue_gradsum_summed(gs, a[i]->g, a[i]->n) < a[i]->n)
+  const int64_t *b, *e;
+  for (int i = 0; i < 2; i++) /* only arenas with split tensors have stale weights */
+    if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, &b, &e) &&
+        clue_gradsum_summed(gs, a[i]->g, a[i]->n, false) < a[i]->n)
       clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->n, true); /* gradients untouched */
 }
 
@@ -363,14 +383,17 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
   bool sharded;
   int rc = clue_model_d_step(m, w, mb, lw, &q, comm, &dl, err);
   if (rc) return rc;
-  if ((rc = update(&m->disc, opt_disc, "discriminator", gs, comm, &sharded, err))) return rc;
+  if ((rc = update(&m->disc, opt_disc, "discriminator", gs, comm, false, &sharded, err)))
+    return rc;
   q.pass = p->pass + 1;
+  m->split_cols_dirty = false;
   rc = clue_model_g_step(m, w, mb, lw, &q, comm, out, err);
   /* a sum over every row of the split layers leaves other ranks' rows in them */
-  if (!gs || clue_gradsum_summed(gs, m->gen.g, m->gen.n) == m->gen.n)
+  if (!gs || clue_gradsum_summed(gs, m->gen.g, m->gen.n, true) == m->gen.n)
     m->split_grad_clean = false;
   if (rc) return rc;
-  if ((rc = update(&m->gen, opt_gen, "generator", gs, comm, &sharded, err))) return rc;
+  rc = update(&m->gen, opt_gen, "generator", gs, comm, m->split_cols_dirty, &sharded, err);
+  if (rc) return rc;
   m->gen_grad_zero = !sharded || m->split_grad_clean;
   return CLUE_OK;
 }
