@@ -7,7 +7,7 @@
  *   OPENBLAS_NUM_THREADS=1 mpirun -np P bench_train [--shape multiome|cite|large]...
  *       [--steps N] [--warmup N] [--batch B] [--weak] [--batches NB] [--pool N]
  *       [--json FILE] [--md FILE] [--label TEXT] [--no-replay] [--mpi-allreduce]
- *       [--no-split] [--tile F] [--per-rank]
+ *       [--no-split] [--tile F] [--per-rank] [--interleave]
  *   mpirun -np P bench_train --load CONFIG [--json FILE] [--md FILE]
  *   mpirun -np P bench_train --allreduce MB
  *
@@ -20,7 +20,9 @@
  * clue train (clue_work_split_outputs); --no-split keeps them whole on each rank;
  * --tile F sets the features per tile of their weight gradients (default 512;
  * a width past every slice means one tile per rank: no rank takes another's).
- * --per-rank also prints each rank's split of the step.
+ * --per-rank also prints each rank's split of the step. --interleave alternates
+ * single steps of one rank alone (rank 0; the others asleep) and of all ranks,
+ * and prints the median speed-up of those pairs (drift over seconds cancels).
  *
  * Figures: median wall seconds per step (slowest rank), cells/s (global rows of
  * the minibatch per second), GEMM flops of the step counted from the shapes
@@ -36,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "clue/dataset.h"
 #include "clue/model.h"
@@ -52,7 +55,7 @@ typedef struct bench_args {
   char shapes[MAX_SHAPES][32];
   int n_shapes;
   int steps, warmup, B, n_batches, pool;
-  bool weak, replay, mpi_allreduce, split, per_rank;
+  bool weak, replay, mpi_allreduce, split, per_rank, interleave;
   int tile; /* 0: the default */
   const char *json, *md, *label, *load;
   double allreduce_mb; /* > 0: time an allreduce of this many MB of floats */
@@ -660,6 +663,137 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   return rc ? 1 : 0;
 }
 
+/* ---- one rank against all, step by step ---- */
+
+/* What one training step needs: a model, its work and data on a communicator. */
+typedef struct rig {
+  clue_comm comm;
+  int n, B, pos0;
+  bench_data bd;
+  clue_model *m;
+  clue_work *w;
+  clue_minibatch *mb;
+  clue_gradsum *gs;
+  clue_optim od, og;
+} rig;
+
+static void rig_free(rig *g) {
+  clue_gradsum_free(g->gs);
+  clue_optim_release(&g->od);
+  clue_optim_release(&g->og);
+  clue_minibatch_free(g->mb);
+  clue_work_free(g->w);
+  clue_model_free(g->m);
+  data_free(&g->bd);
+}
+
+/* Collective over c: the rig of clue train on c (strong scaling: the global
+ * batch a->B split over the ranks; split output layers as a->split says). */
+static int rig_new(const bench_args *a, const shape *sh, const clue_comm *c, rig *g,
+                   clue_err *err) {
+  memset(g, 0, sizeof *g);
+  g->comm = *c;
+  g->B = a->B;
+  g->n = (int)(((int64_t)a->B * (c->rank + 1)) / c->size - ((int64_t)a->B * c->rank) / c->size);
+  g->pos0 = (int)(((int64_t)a->B * c->rank) / c->size);
+  int rc = data_new(sh, a->pool > g->n ? a->pool : g->n, c, &g->bd, err);
+  if (!rc) rc = clue_model_new(&sh->spec, 3, &g->m, err);
+  if (!rc) rc = clue_work_new(g->m, g->B, &g->w, err);
+  if (!rc) rc = clue_minibatch_new(sh->spec.n_mod, sh->spec.enc_in, g->B, &g->mb, err);
+  if (!rc) rc = clue_optim_init(&g->od, CLUE_OPT_RMSPROP, 2e-3, g->m->disc.n, err);
+  if (!rc) rc = clue_optim_init(&g->og, CLUE_OPT_RMSPROP, 2e-3, g->m->gen.n, err);
+  rc = clue_comm_agree(c, rc, err);
+  if (!rc && a->split) rc = clue_work_split_outputs(g->w, g->m, c, g->B, err);
+  clue_arena *arenas[2] = {&g->m->gen, &g->m->disc}; /* as clue train does */
+  if (!rc) rc = clue_gradsum_new(c, g->m->gen.n + g->m->disc.n, true, &g->gs, err);
+  if (!rc) rc = clue_gradsum_attach(g->gs, arenas, 2, err);
+  if (!rc) rc = clue_train_split_grads(g->gs, g->m, g->w, err);
+  return rc;
+}
+
+/* Collective over g->comm: step s of the rig; its wall time on the slowest rank. */
+static double rig_step(const shape *sh, rig *g, int s, int *rc, clue_err *err) {
+  clue_comm_barrier(&g->comm);
+  double t0 = MPI_Wtime();
+  fill(sh, &g->bd, s, g->n, g->B, g->pos0, g->mb);
+  clue_pass p = {.seed = 1, .pass = 2 * (uint64_t)s, .disc_noise = 0.5, .train = true};
+  clue_losses l;
+  if (!*rc) *rc = clue_train_step_gs(g->m, g->w, g->mb, &sh->lw, &p, &g->od, &g->og, g->gs,
+                                     &g->comm, &l, err);
+  double dt = MPI_Wtime() - t0;
+  clue_comm_max_double(&g->comm, &dt, 1);
+  return dt;
+}
+
+/* A barrier at which the ranks sleep rather than spin: while rank 0 runs a
+ * one-rank step, the other cores idle as they would with one rank alone. */
+static void idle_barrier(const clue_comm *c) {
+  MPI_Request rq;
+  MPI_Ibarrier(c->comm, &rq);
+  for (int done = 0;;) {
+    MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static double median_of(double *x, int n) {
+  qsort(x, (size_t)n, sizeof *x, cmp_double);
+  return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+}
+
+/* --interleave: one step of a one-rank rig on rank 0 (the others asleep), then
+ * one step of the P-rank rig, in turn, so that the machine's drift over
+ * seconds cancels in each pair's ratio; prints the medians. */
+static int run_interleave(const bench_args *a, const char *name, const clue_comm *c) {
+  clue_err err;
+  clue_err_clear(&err);
+  shape sh;
+  if (shape_get(name, a->n_batches, &sh)) {
+    if (c->rank == 0) fprintf(stderr, "bench_train: unknown shape %s\n", name);
+    return 2;
+  }
+  clue_comm self = {MPI_COMM_SELF, 0, 1};
+  rig one, all;
+  memset(&one, 0, sizeof one);
+  int rc = c->rank == 0 ? rig_new(a, &sh, &self, &one, &err) : CLUE_OK;
+  rc = clue_comm_agree(c, rc, &err);
+  if (!rc) rc = rig_new(a, &sh, c, &all, &err);
+  int n = a->steps;
+  double *t1 = calloc((size_t)n, sizeof *t1), *tp = calloc((size_t)n, sizeof *tp);
+  double *ratio = calloc((size_t)n, sizeof *ratio);
+  if (!rc && (!t1 || !tp || !ratio)) rc = clue_fail(&err, CLUE_ENOMEM, "out of memory");
+  rc = clue_comm_agree(c, rc, &err);
+  for (int s = 0; s < a->warmup + n && !rc; s++) {
+    double d1 = c->rank == 0 ? rig_step(&sh, &one, s, &rc, &err) : 0;
+    idle_barrier(c);
+    rc = clue_comm_agree(c, rc, &err);
+    double dp = rig_step(&sh, &all, s, &rc, &err);
+    rc = clue_comm_agree(c, rc, &err);
+    if (s < a->warmup) continue;
+    t1[s - a->warmup] = d1;
+    tp[s - a->warmup] = dp;
+    ratio[s - a->warmup] = d1 / dp;
+  }
+  if (!rc && c->rank == 0) {
+    double r_med = median_of(ratio, n), lo = ratio[n / 10], hi = ratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
+    printf("\n== %s interleaved: 1 rank then %d ranks, step by step, %d pairs, global batch %d ==\n",
+           name, c->size, n, a->B);
+    printf("1 rank: median %.4f s/step; %d ranks: median %.4f s/step\n", median_of(t1, n),
+           c->size, median_of(tp, n));
+    printf("speed-up per pair: median %.3fx (p10 %.3fx, p90 %.3fx)\n", r_med, lo, hi);
+  } else if (rc && c->rank == 0) {
+    fprintf(stderr, "bench_train: %s: %s\n", name, err.msg);
+  }
+  free(t1);
+  free(tp);
+  free(ratio);
+  if (c->rank == 0) rig_free(&one);
+  rig_free(&all);
+  return rc ? 1 : 0;
+}
+
 /* ---- data loading ---- */
 
 static int run_load(const bench_args *a, const clue_comm *c) {
@@ -816,6 +950,7 @@ static int parse(int argc, char **argv, bench_args *a) {
     if (!strcmp(o, "--mpi-allreduce")) { a->mpi_allreduce = true; continue; }
     if (!strcmp(o, "--no-split")) { a->split = false; continue; }
     if (!strcmp(o, "--per-rank")) { a->per_rank = true; continue; }
+    if (!strcmp(o, "--interleave")) { a->interleave = true; continue; }
     if (i + 1 >= argc) return -1;
     const char *v = argv[++i];
     if (!strcmp(o, "--shape") && a->n_shapes < MAX_SHAPES)
@@ -849,7 +984,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: bench_train [--shape multiome|cite|large]... [--steps N] "
                       "[--warmup N] [--batch B] [--weak] [--batches NB] [--pool N] "
                       "[--json FILE] [--md FILE] [--label TEXT] [--no-replay] "
-                      "[--mpi-allreduce] [--no-split] [--tile F] [--per-rank] | "
+                      "[--mpi-allreduce] [--no-split] [--tile F] [--per-rank] [--interleave] | "
                       "--load CONFIG | --allreduce MB\n");
     MPI_Finalize();
     return 2;
@@ -857,7 +992,8 @@ int main(int argc, char **argv) {
   int status = 0;
   if (a.allreduce_mb > 0) status = run_allreduce(&a, &c);
   if (a.load && !status) status = run_load(&a, &c);
-  for (int i = 0; i < a.n_shapes && !status; i++) status = run_shape(&a, a.shapes[i], &c);
+  for (int i = 0; i < a.n_shapes && !status; i++)
+    status = a.interleave ? run_interleave(&a, a.shapes[i], &c) : run_shape(&a, a.shapes[i], &c);
   MPI_Finalize();
   return status;
 }
