@@ -451,8 +451,9 @@ static void refresh_columns(clue_model *m, const out_split *s, int k) {
   int64_t F = m->spec.n_feat[k];
   const int t[3] = {m->dec_scale[k], m->dec_bias[k], m->dec_disp[k]};
   for (int q = 0; q < s->P; q++) {
+    if (q == s->r) continue;
     int f0 = feat_begin(F, s->P, q), f1 = feat_begin(F, s->P, q + 1);
-    for (int i = 0; i < 3 && q != s->r; i++) {
+    for (int i = 0; i < 3; i++) {
       const clue_tensor *x = &m->gen.t[t[i]];
       for (int64_t row = 0; row < x->rows; row++) {
         int64_t at = x->offset + row * x->cols + f0;

@@ -33,7 +33,7 @@ struct clue_gradsum {
   int part_cap;
 };
 
-static int grow_parts(clue_gradsum *g, clue_err *err);
+static int grow_parts(clue_gradsum *g, const split_tensor *extra, clue_err *err);
 
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
                      clue_gradsum **out, clue_err *err) {
@@ -76,7 +76,7 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     g->slot[q] = clue_shm_slot(g->shm, q);
     g->wslot[q] = g->slot[q] + each;
   }
-  rc = clue_comm_agree(comm, grow_parts(g, err), err);
+  rc = clue_comm_agree(comm, grow_parts(g, NULL, err), err);
   if (rc) {
     clue_gradsum_free(g);
     return rc;
@@ -219,12 +219,14 @@ real *clue_gradsum_peer_weights(const clue_gradsum *g, const real *mine_g, int q
   return peer ? g->wslot[q] + (peer - g->slot[q]) : NULL;
 }
 
-/* Room for the ranges of every piece (pieces_of): two per split tensor and one
- * more, and a range per row of a tensor split by columns. */
-static int grow_parts(clue_gradsum *g, clue_err *err) {
+/* Room for the ranges of every piece (pieces_of) once `extra` (NULL: none) is
+ * split too: two per split tensor and one more, and a range per row of a
+ * tensor split by columns. */
+static int grow_parts(clue_gradsum *g, const split_tensor *extra, clue_err *err) {
   int64_t cap = 2 * (int64_t)g->n_split + 1;
   for (int i = 0; i < g->n_split; i++)
     if (g->split[i].by_cols) cap += g->split[i].rows - 1;
+  if (extra) cap += 2 + (extra->by_cols ? extra->rows - 1 : 0);
   if (cap > INT32_MAX / 2) return clue_fail(err, CLUE_EINVAL, "gradient sums: too many parts");
   if (cap <= g->part_cap) return CLUE_OK;
   int64_t *b = realloc(g->part_b, (size_t)cap * sizeof *b);
@@ -244,10 +246,12 @@ static int split_tensor_add(clue_gradsum *g, const clue_arena *a, int tensor, bo
     return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot split tensor %d by %s", tensor,
                      by_cols ? "columns" : "rows");
   split_tensor t = {at + a->t[tensor].offset, a->t[tensor].rows, a->t[tensor].cols, by_cols};
+  int rc = grow_parts(g, &t, err); /* before the tensor counts: nothing changes on failure */
+  if (rc) return rc;
   int i = g->n_split++;
   for (; i > 0 && g->split[i - 1].off > t.off; i--) g->split[i] = g->split[i - 1];
   g->split[i] = t;
-  return grow_parts(g, err);
+  return CLUE_OK;
 }
 
 int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
