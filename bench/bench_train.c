@@ -122,6 +122,13 @@ static int shape_get(const char *name, int nb, shape *sh) {
   return 0;
 }
 
+/* shape_get, saying so on rank 0 when there is no shape called name (then -1). */
+static int shape_lookup(const bench_args *a, const char *name, const clue_comm *c, shape *sh) {
+  if (!shape_get(name, a->n_batches, sh)) return 0;
+  if (c->rank == 0) fprintf(stderr, "bench_train: unknown shape %s\n", name);
+  return -1;
+}
+
 /* ---- the GEMMs of a step, from the shapes ---- */
 
 typedef struct gemm_shape {
@@ -618,10 +625,7 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   clue_err err;
   clue_err_clear(&err);
   shape sh;
-  if (shape_get(name, a->n_batches, &sh)) {
-    if (c->rank == 0) fprintf(stderr, "bench_train: unknown shape %s\n", name);
-    return 2;
-  }
+  if (shape_lookup(a, name, c, &sh)) return 2;
   int B = a->weak ? a->B * c->size : a->B;
   int n = a->weak ? a->B : (int)(((int64_t)B * (c->rank + 1)) / c->size - ((int64_t)B * c->rank) / c->size);
   int pos0 = a->weak ? a->B * c->rank : (int)(((int64_t)B * c->rank) / c->size);
@@ -750,10 +754,7 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
   clue_err err;
   clue_err_clear(&err);
   shape sh;
-  if (shape_get(name, a->n_batches, &sh)) {
-    if (c->rank == 0) fprintf(stderr, "bench_train: unknown shape %s\n", name);
-    return 2;
-  }
+  if (shape_lookup(a, name, c, &sh)) return 2;
   clue_comm self = {MPI_COMM_SELF, 0, 1};
   rig one, all;
   memset(&one, 0, sizeof one);
