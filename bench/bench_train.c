@@ -747,9 +747,21 @@ static double median_of(double *x, int n) {
   return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
 }
 
+/* Seconds of one sgemm of g on every rank of c at once (the slowest rank's). */
+static double sgemm_once(const clue_comm *c, const gemm_shape *g, const replay_bufs *rb) {
+  clue_comm_barrier(c);
+  double t0 = MPI_Wtime();
+  gemm_call(g, rb->A, rb->B, rb->C);
+  double t = MPI_Wtime() - t0;
+  clue_comm_max_double(c, &t, 1);
+  return t;
+}
+
 /* --interleave: one step of a one-rank rig on rank 0 (the others asleep), then
  * one step of the P-rank rig, in turn, so that the machine's drift over
- * seconds cancels in each pair's ratio; prints the medians. */
+ * seconds cancels in each pair's ratio; then the same for one 1024³ sgemm per
+ * rank (rank 0 alone, then every rank at once: what P busy cores give against
+ * one, P·t_alone / t_all); prints the medians. */
 static int run_interleave(const bench_args *a, const char *name, const clue_comm *c) {
   clue_err err;
   clue_err_clear(&err);
@@ -763,8 +775,12 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
   if (!rc) rc = rig_new(a, &sh, c, &all, &err);
   int n = a->steps;
   double *t1 = calloc((size_t)n, sizeof *t1), *tp = calloc((size_t)n, sizeof *tp);
-  double *ratio = calloc((size_t)n, sizeof *ratio);
-  if (!rc && (!t1 || !tp || !ratio)) rc = clue_fail(&err, CLUE_ENOMEM, "out of memory");
+  double *ratio = calloc((size_t)n, sizeof *ratio), *gratio = calloc((size_t)n, sizeof *gratio);
+  gemm_list gl = {0};
+  gemm_add(&gl, false, true, 1024, 1024, 1024);
+  replay_bufs rb = {0};
+  if (!rc && (!t1 || !tp || !ratio || !gratio || replay_bufs_new(&gl, &rb)))
+    rc = clue_fail(&err, CLUE_ENOMEM, "out of memory");
   rc = clue_comm_agree(c, rc, &err);
   for (int s = 0; s < a->warmup + n && !rc; s++) {
     double d1 = c->rank == 0 ? rig_step(&sh, &one, s, &rc, &err) : 0;
@@ -772,10 +788,14 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
     rc = clue_comm_agree(c, rc, &err);
     double dp = rig_step(&sh, &all, s, &rc, &err);
     rc = clue_comm_agree(c, rc, &err);
+    double g1 = c->rank == 0 ? sgemm_once(&self, &gl.g[0], &rb) : 0;
+    idle_barrier(c);
+    double gp = sgemm_once(c, &gl.g[0], &rb);
     if (s < a->warmup) continue;
     t1[s - a->warmup] = d1;
     tp[s - a->warmup] = dp;
     ratio[s - a->warmup] = d1 / dp;
+    gratio[s - a->warmup] = c->size * g1 / gp;
   }
   if (!rc && c->rank == 0) {
     double r_med = median_of(ratio, n), lo = ratio[n / 10], hi = ratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
@@ -784,12 +804,18 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
     printf("1 rank: median %.4f s/step; %d ranks: median %.4f s/step\n", median_of(t1, n),
            c->size, median_of(tp, n));
     printf("speed-up per pair: median %.3fx (p10 %.3fx, p90 %.3fx)\n", r_med, lo, hi);
+    double g_med = median_of(gratio, n);
+    printf("sgemm 1024^3 in the same pairs: %d cores at once do %.3fx the work of one alone "
+           "(median; p10 %.3fx, p90 %.3fx); step speed-up / that: %.3f\n", c->size, g_med,
+           gratio[n / 10], gratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1], r_med / g_med);
   } else if (rc && c->rank == 0) {
     fprintf(stderr, "bench_train: %s: %s\n", name, err.msg);
   }
   free(t1);
   free(tp);
   free(ratio);
+  free(gratio);
+  replay_bufs_free(&rb);
   if (c->rank == 0) rig_free(&one);
   rig_free(&all);
   return rc ? 1 : 0;
