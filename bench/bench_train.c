@@ -768,8 +768,9 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
   shape sh;
   if (shape_lookup(a, name, c, &sh)) return 2;
   clue_comm self = {MPI_COMM_SELF, 0, 1};
-  rig one, all;
+  rig one, all; /* freed below even when made only in part, or not at all */
   memset(&one, 0, sizeof one);
+  memset(&all, 0, sizeof all);
   int rc = c->rank == 0 ? rig_new(a, &sh, &self, &one, &err) : CLUE_OK;
   rc = clue_comm_agree(c, rc, &err);
   if (!rc) rc = rig_new(a, &sh, c, &all, &err);

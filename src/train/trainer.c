@@ -348,10 +348,8 @@ int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_e
 
 void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
   clue_arena *a[2] = {&m->disc, &m->gen};
-  const int64_t *b, *e;
   for (int i = 0; i < 2; i++) /* only arenas with split tensors have stale weights */
-    if (gs && clue_gradsum_parts(gs, a[i]->g, a[i]->n, 0, &b, &e) &&
-        clue_gradsum_summed(gs, a[i]->g, a[i]->n, false) < a[i]->n)
+    if (gs && clue_gradsum_summed(gs, a[i]->g, a[i]->n, false) < a[i]->n)
       clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->n, true); /* gradients untouched */
 }
 
