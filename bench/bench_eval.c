@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "clue/blas_core.h"
 #include "clue/knn.h"
 #include "clue/matching.h"
 #include "clue/metrics.h"
@@ -172,6 +173,7 @@ static int run_size(const clue_comm *c, const bench_args *ba, int64_t n, const d
 }
 
 int main(int argc, char **argv) {
+  clue_blas_fix_core(argv); /* the kernels clue itself runs with (blas_core.h) */
   MPI_Init(&argc, &argv);
   clue_comm c = clue_comm_world();
   bench_args ba;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "clue/blas_core.h"
 #include "clue/prep.h"
 #include "clue/rng.h"
 
@@ -105,6 +106,7 @@ static int run(const clue_modality_config *mc, const clue_csr *x, const int32_t 
 }
 
 int main(int argc, char **argv) {
+  clue_blas_fix_core(argv); /* the kernels clue itself runs with (blas_core.h) */
   MPI_Init(&argc, &argv);
   clue_comm c = clue_comm_world();
   bench_args a;

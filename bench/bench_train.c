@@ -40,6 +40,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "clue/blas_core.h"
 #include "clue/dataset.h"
 #include "clue/model.h"
 #include "clue/optim.h"
@@ -543,6 +544,8 @@ static void print_result(const bench_args *a, const shape *sh, const clue_comm *
   printf("\n== %s  ranks %d  OpenBLAS threads %d  %s scaling  global batch %d (%d/rank)"
          "  batches %d ==\n", sh->name, c->size, threads, a->weak ? "weak" : "strong", B,
          B / c->size, sh->spec.n_batches);
+  char blas[160];
+  printf("BLAS: %s\n", clue_blas_describe(blas, sizeof blas));
   printf("features: %s %d (%.1f %% nonzero), %s %d (%.1f %% nonzero); %.1f M parameters\n",
          sh->spec.names[0], sh->spec.n_feat[0], 100 * r->density[0], sh->spec.names[1],
          sh->spec.n_feat[1], 100 * r->density[1], r->params / 1e6);
@@ -583,14 +586,14 @@ static void write_json(const bench_args *a, const shape *sh, const clue_comm *c,
              "\"gflops_per_s\": %.3f, \"sgemm_bound_s\": %.6f, \"sgemm_2048_gflops\": %.2f, "
              "\"fraction_of_sgemm\": %.4f, \"allreduce_bytes\": %.0f, \"coll_bytes\": %.0f, "
              "\"peak_rss_mib\": %.1f, \"loss_first\": %.6f, \"loss_last\": %.6f, "
-             "\"gradient_sum\": \"%s\", \"sections_s\": {",
+             "\"gradient_sum\": \"%s\", \"blas_core\": \"%s\", \"sections_s\": {",
           a->label ? a->label : "", sh->name, c->size, openblas_get_num_threads(),
           a->weak ? "weak" : "strong", B, sh->spec.n_batches, sh->spec.n_feat[0],
           sh->spec.n_feat[1], r->density[0], r->density[1], r->params, r->med, r->p10,
           r->p90, B / r->med, r->flops, r->flops_run, r->flops / 1e9 / r->med, r->bound,
           r->rate2048, r->bound > 0 ? r->bound / r->med : 0, r->allreduce_bytes,
           r->coll_bytes, r->rss_mib, r->loss_first, r->loss_last,
-          r->shared_sum ? "shared" : "mpi");
+          r->shared_sum ? "shared" : "mpi", openblas_get_corename());
   for (int q = 0; q < CLUE_PROF_N; q++)
     fprintf(f, "%s\"%s\": %.6f", q ? ", " : "", clue_prof_label(q), r->sec[q]);
   fprintf(f, "}}\n");
@@ -1004,6 +1007,7 @@ static int parse(int argc, char **argv, bench_args *a) {
 }
 
 int main(int argc, char **argv) {
+  clue_blas_fix_core(argv); /* the kernels clue itself runs with (blas_core.h) */
   MPI_Init(&argc, &argv);
   clue_comm c = clue_comm_world();
   bench_args a;

@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clue/blas_core.h"
 #include "clue/h5ad.h"
 
 int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
                  int *argc, char ***argv) {
+  clue_blas_fix_core(*argv); /* the kernels the program runs with (may re-execute) */
   MPI_Init(argc, argv);
   h5ad_quiet_errors();
   int failed = _cmocka_run_group_tests(name, tests, n, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clue/blas_core.h"
 #include "clue/cli.h"
 #include "clue/train.h"
 
@@ -94,9 +95,11 @@ int cli_train(int argc, char **argv, const clue_comm *comm) {
     if (!rc) rc = yaml ? cli_write_file_atomic(path, yaml, &err)
                        : clue_fail(&err, CLUE_ENOMEM, "out of memory");
     free(yaml);
+    char blas[160];
     if (!rc && !to.quiet)
-      printf("clue train: %d rank%s x %d OpenBLAS thread%s; run folder %s\n", comm->size,
-             comm->size > 1 ? "s" : "", threads, threads > 1 ? "s" : "", cfg.out_dir);
+      printf("clue train: %d rank%s x %d OpenBLAS thread%s (%s); run folder %s\n", comm->size,
+             comm->size > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
+             clue_blas_describe(blas, sizeof blas), cfg.out_dir);
   }
   rc = clue_comm_agree(comm, rc, &err);
   if (!rc) rc = clue_train_run(&cfg, &to, comm, &err);

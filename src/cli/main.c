@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clue/blas_core.h"
 #include "clue/cli.h"
 #include "clue/h5ad.h"
 #include "clue/h5ad_write.h"
@@ -40,6 +41,7 @@ static void print_usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  clue_blas_fix_core(argv); /* before anything else: may re-execute the program */
   MPI_Init(&argc, &argv);
   h5ad_quiet_errors();
   clue_comm comm = clue_comm_world();
@@ -49,7 +51,10 @@ int main(int argc, char **argv) {
     if (comm.rank == 0) print_usage(stdout);
     status = argc < 2 ? 2 : 0;
   } else if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-    if (comm.rank == 0) printf("clue %s (git %s)\n", CLUE_VERSION, CLUE_GIT_REV);
+    char blas[160];
+    if (comm.rank == 0)
+      printf("clue %s (git %s); %s\n", CLUE_VERSION, CLUE_GIT_REV,
+             clue_blas_describe(blas, sizeof blas));
   } else {
     const command *cmd = NULL;
     for (size_t i = 0; i < N_COMMANDS; i++)
