@@ -97,7 +97,7 @@ int cli_train(int argc, char **argv, const clue_comm *comm) {
     free(yaml);
     char blas[160];
     if (!rc && !to.quiet)
-      printf("clue train: %d rank%s x %d OpenBLAS thread%s (%s); run folder %s\n", comm->size,
+      printf("clue train: %d rank%s x %d thread%s, %s; run folder %s\n", comm->size,
              comm->size > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
              clue_blas_describe(blas, sizeof blas), cfg.out_dir);
   }
