@@ -61,6 +61,7 @@ say() { echo "$@" | tee -a "$log"; }
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores, $(free -g | awk '/Mem:/{print $2}') GiB"
   echo "- OpenBLAS: $(dpkg-query -W -f '${Package} ${Version}\n' 'libopenblas0*' 2>/dev/null | awk 'NF == 2' | paste -sd, - || echo unknown)"
+  echo "- kernels: $("$build/clue" --version 2>/dev/null | sed -n 's/^clue [^;]*; //p' || echo unknown)"
   echo "- load before: $(uptime | sed 's/.*load average: //')"
   echo
   echo "## Training step (synthetic data, B = 128)"
