@@ -3,7 +3,8 @@
 # `clue --version`: a user's OPENBLAS_CORETYPE is kept; on a CPU with AVX2 + FMA
 # the kernels are never the generic Prescott ones unless the user asked for
 # them (OpenBLAS's own choice, or clue's after re-executing itself once, also
-# under mpiexec); when asked for, the line says they are slow here.
+# under mpiexec; never under valgrind); when asked for, the line says they
+# are slow here.
 set -u
 : "${CLUE_BIN:?}"
 MPIEXEC="${CLUE_MPIEXEC:-mpiexec --oversubscribe}"
@@ -27,6 +28,15 @@ if has_flag avx2 && has_flag fma; then
   mpi=$($MPIEXEC -np 2 "$CLUE_BIN" --version) || fail "mpiexec -np 2 clue --version exited $?"
   echo "$mpi"
   echo "$mpi" | grep -q "Prescott kernels" && fail "generic kernels under mpiexec: $mpi"
+  if echo "$out" | grep -q "set by clue"; then
+    # under valgrind (its library preloaded) clue does not re-execute itself:
+    # the new program would run outside valgrind
+    vg=$(LD_PRELOAD=/nonexistent/vgpreload_core-amd64-linux.so "$CLUE_BIN" --version 2>/dev/null) ||
+      fail "exit $? with a valgrind-like LD_PRELOAD"
+    echo "$vg"
+    echo "$vg" | grep -q "Prescott kernels (slow here" ||
+      fail "re-executed (or no word on the kernels) with a valgrind-like LD_PRELOAD: $vg"
+  fi
   slow=$(OPENBLAS_CORETYPE=Prescott "$CLUE_BIN" --version) || fail "exit $? with Prescott"
   echo "$slow"
   if echo "$slow" | grep -q "Prescott kernels"; then # a library built for many CPUs

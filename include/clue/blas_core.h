@@ -31,8 +31,9 @@ const char *clue_blas_core_for(const char *chosen, clue_cpu_flags cpu);
 /* To be called first in main, before MPI_Init. When OPENBLAS_CORETYPE is unset,
  * the library was built for many CPUs and clue_blas_core_for names kernels,
  * sets OPENBLAS_CORETYPE (and CLUE_BLAS_FORCED, so that it happens once) and
- * re-executes this program with the same arguments; otherwise, or when the
- * re-execution fails, returns and the program runs on as it is. */
+ * re-executes this program with the same arguments; otherwise, under valgrind
+ * (which a re-executed program would leave), or when the re-execution fails,
+ * returns and the program runs on as it is. */
 void clue_blas_fix_core(char **argv);
 
 /* One line on the kernels in use, for a run's header and `clue --version`, in

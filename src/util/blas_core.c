@@ -36,8 +36,16 @@ static bool many_cores(void) {
   return config && strstr(config, "DYNAMIC_ARCH") != NULL;
 }
 
+/* Under valgrind (its preloaded library in LD_PRELOAD) a re-executed program
+ * would run on outside it. */
+static bool under_valgrind(void) {
+  const char *preload = getenv("LD_PRELOAD");
+  return preload && strstr(preload, "vgpreload") != NULL;
+}
+
 void clue_blas_fix_core(char **argv) {
-  if (getenv("OPENBLAS_CORETYPE") || getenv(FORCED_VAR) || !many_cores()) return;
+  if (getenv("OPENBLAS_CORETYPE") || getenv(FORCED_VAR) || under_valgrind() || !many_cores())
+    return;
   const char *core = clue_blas_core_for(openblas_get_corename(), clue_cpu_flags_here());
   if (!core) return;
   /* the program's own path, not /proc/self/exe: the process keeps its name */
