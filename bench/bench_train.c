@@ -7,7 +7,7 @@
  *   OPENBLAS_NUM_THREADS=1 mpirun -np P bench_train [--shape multiome|cite|large]...
  *       [--steps N] [--warmup N] [--batch B] [--weak] [--batches NB] [--pool N]
  *       [--json FILE] [--md FILE] [--label TEXT] [--no-replay] [--mpi-allreduce]
- *       [--no-split] [--tile F] [--per-rank] [--interleave]
+ *       [--no-split] [--tile F] [--per-rank] [--interleave [--turn K]]
  *   mpirun -np P bench_train --load CONFIG [--json FILE] [--md FILE]
  *   mpirun -np P bench_train --allreduce MB
  *
@@ -22,7 +22,9 @@
  * a width past every slice means one tile per rank: no rank takes another's).
  * --per-rank also prints each rank's split of the step. --interleave alternates
  * single steps of one rank alone (rank 0; the others asleep) and of all ranks,
- * and prints the median speed-up of those pairs (drift over seconds cancels).
+ * and prints the median speed-up of those pairs (drift over seconds cancels);
+ * --turn K runs K steps per turn and times the mean of all but the first (each
+ * turn's first step finds the caches full of the other rig's data).
  *
  * Figures: median wall seconds per step (slowest rank), cells/s (global rows of
  * the minibatch per second), GEMM flops of the step counted from the shapes
@@ -56,6 +58,7 @@ typedef struct bench_args {
   char shapes[MAX_SHAPES][32];
   int n_shapes;
   int steps, warmup, B, n_batches, pool;
+  int turn; /* --interleave: steps per turn of a rig (the first not timed when > 1) */
   bool weak, replay, mpi_allreduce, split, per_rank, interleave;
   int tile; /* 0: the default */
   const char *json, *md, *label, *load;
@@ -760,8 +763,16 @@ static double sgemm_once(const clue_comm *c, const gemm_shape *g, const replay_b
   return t;
 }
 
-/* --interleave: one step of a one-rank rig on rank 0 (the others asleep), then
- * one step of the P-rank rig, in turn, so that the machine's drift over
+/* Collective over g->comm: a turn of k steps of the rig from step s0; the mean
+ * wall time of all but its first step when k > 1 (slowest rank's). */
+static double rig_turn(const shape *sh, rig *g, int s0, int k, int *rc, clue_err *err) {
+  double first = rig_step(sh, g, s0, rc, err), sum = 0;
+  for (int j = 1; j < k; j++) sum += rig_step(sh, g, s0 + j, rc, err);
+  return k > 1 ? sum / (k - 1) : first;
+}
+
+/* --interleave: one step (--turn K: K steps) of a one-rank rig on rank 0 (the
+ * others asleep), then of the P-rank rig, in turn, so that the machine's drift over
  * seconds cancels in each pair's ratio; then the same for one 1024³ sgemm per
  * rank (rank 0 alone, then every rank at once: what P busy cores give against
  * one, P·t_alone / t_all); prints the medians. */
@@ -787,10 +798,11 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
     rc = clue_fail(&err, CLUE_ENOMEM, "out of memory");
   rc = clue_comm_agree(c, rc, &err);
   for (int s = 0; s < a->warmup + n && !rc; s++) {
-    double d1 = c->rank == 0 ? rig_step(&sh, &one, s, &rc, &err) : 0;
+    int k = a->turn;
+    double d1 = c->rank == 0 ? rig_turn(&sh, &one, s * k, k, &rc, &err) : 0;
     idle_barrier(c);
     rc = clue_comm_agree(c, rc, &err);
-    double dp = rig_step(&sh, &all, s, &rc, &err);
+    double dp = rig_turn(&sh, &all, s * k, k, &rc, &err);
     rc = clue_comm_agree(c, rc, &err);
     double g1 = c->rank == 0 ? sgemm_once(&self, &gl.g[0], &rb) : 0;
     idle_barrier(c);
@@ -803,8 +815,12 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
   }
   if (!rc && c->rank == 0) {
     double r_med = median_of(ratio, n), lo = ratio[n / 10], hi = ratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
-    printf("\n== %s interleaved: 1 rank then %d ranks, step by step, %d pairs, global batch %d ==\n",
-           name, c->size, n, a->B);
+    if (a->turn > 1)
+      printf("\n== %s interleaved: 1 rank then %d ranks, turns of %d steps (the first of each "
+             "not timed), %d pairs, global batch %d ==\n", name, c->size, a->turn, n, a->B);
+    else
+      printf("\n== %s interleaved: 1 rank then %d ranks, step by step, %d pairs, global batch "
+             "%d ==\n", name, c->size, n, a->B);
     printf("1 rank: median %.4f s/step; %d ranks: median %.4f s/step\n", median_of(t1, n),
            c->size, median_of(tp, n));
     printf("speed-up per pair: median %.3fx (p10 %.3fx, p90 %.3fx)\n", r_med, lo, hi);
@@ -972,6 +988,7 @@ static int parse(int argc, char **argv, bench_args *a) {
   a->B = 128;
   a->n_batches = 13; /* the competition data have 12–13 batches (sites × donors) */
   a->pool = 512;
+  a->turn = 1;
   a->replay = true;
   a->split = true;
   for (int i = 1; i < argc; i++) {
@@ -992,6 +1009,7 @@ static int parse(int argc, char **argv, bench_args *a) {
     else if (!strcmp(o, "--batches") && atoi(v) > 0) a->n_batches = atoi(v);
     else if (!strcmp(o, "--pool") && atoi(v) > 0) a->pool = atoi(v);
     else if (!strcmp(o, "--tile") && atoi(v) > 0) a->tile = atoi(v);
+    else if (!strcmp(o, "--turn") && atoi(v) > 0) a->turn = atoi(v);
     else if (!strcmp(o, "--json")) a->json = v;
     else if (!strcmp(o, "--md")) a->md = v;
     else if (!strcmp(o, "--label")) a->label = v;
@@ -1016,7 +1034,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: bench_train [--shape multiome|cite|large]... [--steps N] "
                       "[--warmup N] [--batch B] [--weak] [--batches NB] [--pool N] "
                       "[--json FILE] [--md FILE] [--label TEXT] [--no-replay] "
-                      "[--mpi-allreduce] [--no-split] [--tile F] [--per-rank] [--interleave] | "
+                      "[--mpi-allreduce] [--no-split] [--tile F] [--per-rank] [--interleave [--turn K]] | "
                       "--load CONFIG | --allreduce MB\n");
     MPI_Finalize();
     return 2;
