@@ -77,10 +77,13 @@ const char *clue_blas_describe(char *buf, size_t size) {
   if (forced && forced[0] && !strcmp(forced, core))
     snprintf(buf, size, "%s, %s kernels (set by clue: the library took this CPU for Prescott)",
              lib, core);
-  else if (better)
+  else if (better && many_cores())
     snprintf(buf, size,
              "%s, %s kernels (slow here: this CPU can run %s; set OPENBLAS_CORETYPE=%s)", lib,
              core, better, better);
+  else if (better)
+    snprintf(buf, size, "%s, %s kernels (slow here: this CPU can run %s, but this OpenBLAS "
+             "holds only the kernels of one CPU type)", lib, core, better);
   else
     snprintf(buf, size, "%s, %s kernels", lib, core);
   return buf;
