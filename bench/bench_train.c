@@ -763,6 +763,52 @@ static double sgemm_once(const clue_comm *c, const gemm_shape *g, const replay_b
   return t;
 }
 
+/* The figures of an --interleave run (rank 0's). */
+typedef struct interleave_result {
+  int pairs, turn;
+  double t1, tp;          /* median s/step: one rank, all ranks */
+  double r_med, r10, r90; /* the pairs' speed-ups: median, p10, p90 */
+  double g_med;           /* sgemm: P busy cores against one, median */
+} interleave_result;
+
+static void print_interleave(const char *name, const clue_comm *c, int B,
+                             const interleave_result *r) {
+  if (r->turn > 1)
+    printf("\n== %s interleaved: 1 rank then %d ranks, turns of %d steps (the first of each "
+           "not timed), %d pairs, global batch %d ==\n", name, c->size, r->turn, r->pairs, B);
+  else
+    printf("\n== %s interleaved: 1 rank then %d ranks, step by step, %d pairs, global batch "
+           "%d ==\n", name, c->size, r->pairs, B);
+  printf("1 rank: median %.4f s/step; %d ranks: median %.4f s/step\n", r->t1, c->size, r->tp);
+  printf("speed-up per pair: median %.3fx (p10 %.3fx, p90 %.3fx)\n", r->r_med, r->r10, r->r90);
+  printf("sgemm 1024^3 in the same pairs: %d cores at once do %.3fx the work of one alone "
+         "(median); step speed-up / that: %.3f\n", c->size, r->g_med, r->r_med / r->g_med);
+  fflush(stdout);
+}
+
+/* --json / --md of an --interleave run: one JSON line, one table row. */
+static void write_interleave(const bench_args *a, const char *name, const clue_comm *c,
+                             const interleave_result *r) {
+  FILE *f = a->json ? fopen(a->json, "a") : NULL;
+  if (f) {
+    fprintf(f, "{\"label\": \"%s\", \"mode\": \"interleave\", \"shape\": \"%s\", "
+               "\"ranks\": %d, \"global_batch\": %d, \"pairs\": %d, \"turn\": %d, "
+               "\"step_s_1rank_median\": %.6f, \"step_s_median\": %.6f, "
+               "\"speedup_median\": %.4f, \"speedup_p10\": %.4f, \"speedup_p90\": %.4f, "
+               "\"sgemm_speedup_median\": %.4f, \"blas_core\": \"%s\"}\n",
+            a->label ? a->label : "", name, c->size, a->B, r->pairs, r->turn, r->t1, r->tp,
+            r->r_med, r->r10, r->r90, r->g_med, openblas_get_corename());
+    fclose(f);
+  }
+  f = a->md ? fopen(a->md, "a") : NULL;
+  if (f) {
+    fprintf(f, "| %s | %s | %d | %d | %d | %.4f | %.4f | %.2f× (%.2f–%.2f) | %.2f× |\n",
+            a->label ? a->label : "", name, c->size, r->pairs, r->turn, r->t1, r->tp, r->r_med,
+            r->r10, r->r90, r->g_med);
+    fclose(f);
+  }
+}
+
 /* Collective over g->comm: a turn of k steps of the rig from step s0; the mean
  * wall time of all but its first step when k > 1 (slowest rank's). */
 static double rig_turn(const shape *sh, rig *g, int s0, int k, int *rc, clue_err *err) {
@@ -814,20 +860,15 @@ static int run_interleave(const bench_args *a, const char *name, const clue_comm
     gratio[s - a->warmup] = c->size * g1 / gp;
   }
   if (!rc && c->rank == 0) {
-    double r_med = median_of(ratio, n), lo = ratio[n / 10], hi = ratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
-    if (a->turn > 1)
-      printf("\n== %s interleaved: 1 rank then %d ranks, turns of %d steps (the first of each "
-             "not timed), %d pairs, global batch %d ==\n", name, c->size, a->turn, n, a->B);
-    else
-      printf("\n== %s interleaved: 1 rank then %d ranks, step by step, %d pairs, global batch "
-             "%d ==\n", name, c->size, n, a->B);
-    printf("1 rank: median %.4f s/step; %d ranks: median %.4f s/step\n", median_of(t1, n),
-           c->size, median_of(tp, n));
-    printf("speed-up per pair: median %.3fx (p10 %.3fx, p90 %.3fx)\n", r_med, lo, hi);
-    double g_med = median_of(gratio, n);
-    printf("sgemm 1024^3 in the same pairs: %d cores at once do %.3fx the work of one alone "
-           "(median; p10 %.3fx, p90 %.3fx); step speed-up / that: %.3f\n", c->size, g_med,
-           gratio[n / 10], gratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1], r_med / g_med);
+    interleave_result r = {.pairs = n, .turn = a->turn};
+    r.t1 = median_of(t1, n);
+    r.tp = median_of(tp, n);
+    r.r_med = median_of(ratio, n); /* sorts ratio */
+    r.r10 = ratio[n / 10];
+    r.r90 = ratio[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
+    r.g_med = median_of(gratio, n);
+    print_interleave(name, c, a->B, &r);
+    write_interleave(a, name, c, &r);
   } else if (rc && c->rank == 0) {
     fprintf(stderr, "bench_train: %s: %s\n", name, err.msg);
   }

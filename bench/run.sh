@@ -3,7 +3,8 @@
 #   1. a training step (discriminator + generator step, allreduce, RMSprop) at the
 #      competition shapes (multiome, cite, large) on 1 rank x 1 OpenBLAS thread,
 #      1 rank x 2 threads, 2 ranks (strong and weak scaling) and 4 ranks
-#      (oversubscribed on a 2-core machine, reported as such);
+#      (oversubscribed on a 2-core machine, reported as such); the 2-rank
+#      speed-ups again step by step (bench_train --interleave);
 #   2. dataset loading of 1 million simulated cells (RNA 2,000 + ADT 134) from
 #      .h5ad with parallel HDF5 on 1 and 2 ranks;
 #   3. one epoch of `clue train` on those cells on 2 ranks.
@@ -188,6 +189,26 @@ run_steps() {
       done
     fi
   } >>"$md"
+
+  # The same speed-ups step by step: one-rank and two-rank steps in turn, so that
+  # the host's drift cancels in each pair (bench_train --interleave).
+  if [ "$cores" -ge 2 ]; then
+    if [ "$quick" = 1 ]; then ip=6; lp=3; cp=10; else ip=40; lp=15; cp=100; fi
+    {
+      echo
+      echo "Step by step (\`bench_train --interleave\`: a one-rank step and a two-rank step in"
+      echo "turn, or turns of several steps with the first not timed; the median of the"
+      echo "pairs' ratios, p10–p90; sgemm: what the two cores at once do against one, in the"
+      echo "same pairs):"
+      echo
+      echo "| run | shape | ranks | pairs | steps per turn | 1 rank s/step | 2 ranks s/step | speed-up | sgemm 2 cores / 1 |"
+      echo "|---|---|---|---|---|---|---|---|---|"
+    } >>"$md"
+    bench interleave-multiome 2 1 --shape multiome --interleave --steps "$ip"
+    bench interleave-large 2 1 --shape large --interleave --steps "$lp"
+    bench interleave-cite 2 1 --shape cite --interleave --steps "$cp"
+    bench interleave-cite-turn4 2 1 --shape cite --interleave --turn 4 --steps "$cp"
+  fi
 }
 [ "$steps" = 1 ] && run_steps
 
