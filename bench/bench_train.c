@@ -547,7 +547,7 @@ static void print_result(const bench_args *a, const shape *sh, const clue_comm *
   printf("\n== %s  ranks %d  OpenBLAS threads %d  %s scaling  global batch %d (%d/rank)"
          "  batches %d ==\n", sh->name, c->size, threads, a->weak ? "weak" : "strong", B,
          B / c->size, sh->spec.n_batches);
-  char blas[160];
+  char blas[CLUE_BLAS_LINE_MAX];
   printf("BLAS: %s\n", clue_blas_describe(blas, sizeof blas));
   printf("features: %s %d (%.1f %% nonzero), %s %d (%.1f %% nonzero); %.1f M parameters\n",
          sh->spec.names[0], sh->spec.n_feat[0], 100 * r->density[0], sh->spec.names[1],

@@ -33,7 +33,7 @@ static void test_own_choices_stand(void **state) {
  * to those kernels it says clue set them. */
 static void test_describe(void **state) {
   (void)state;
-  char buf[160];
+  char buf[CLUE_BLAS_LINE_MAX];
   const char *line = clue_blas_describe(buf, sizeof buf);
   assert_ptr_equal(line, buf);
   assert_true(strncmp(buf, "OpenBLAS ", 9) == 0);

@@ -36,6 +36,9 @@ const char *clue_blas_core_for(const char *chosen, clue_cpu_flags cpu);
  * returns and the program runs on as it is. */
 void clue_blas_fix_core(char **argv);
 
+/* Room for the line of clue_blas_describe, its terminating NUL included. */
+#define CLUE_BLAS_LINE_MAX 160
+
 /* One line on the kernels in use, for a run's header and `clue --version`, in
  * buf: "OpenBLAS 0.3.21, SkylakeX kernels (set by clue: the library took this
  * CPU for Prescott)" and the like. Returns buf. */

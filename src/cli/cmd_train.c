@@ -95,7 +95,7 @@ int cli_train(int argc, char **argv, const clue_comm *comm) {
     if (!rc) rc = yaml ? cli_write_file_atomic(path, yaml, &err)
                        : clue_fail(&err, CLUE_ENOMEM, "out of memory");
     free(yaml);
-    char blas[160];
+    char blas[CLUE_BLAS_LINE_MAX];
     if (!rc && !to.quiet)
       printf("clue train: %d rank%s x %d thread%s, %s; run folder %s\n", comm->size,
              comm->size > 1 ? "s" : "", threads, threads > 1 ? "s" : "",

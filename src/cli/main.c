@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
     if (comm.rank == 0) print_usage(stdout);
     status = argc < 2 ? 2 : 0;
   } else if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-    char blas[160];
+    char blas[CLUE_BLAS_LINE_MAX];
     if (comm.rank == 0)
       printf("clue %s (git %s); %s\n", CLUE_VERSION, CLUE_GIT_REV,
              clue_blas_describe(blas, sizeof blas));
