@@ -77,6 +77,7 @@ typedef struct out_split {
   int64_t *ident;     /* (cap_rows) 0, 1, 2, ...: target rows of exchanged CSRs */
   int64_t *nnz;       /* (P) scratch: targets per rank */
   int *fb;            /* (P + 1) scratch: the slice bounds of one decoder */
+  int64_t *cut;       /* (P + 1) scratch: where a row's targets pass to the next rank */
   int64_t **blk_ip;   /* (P) scratch: the blocks of put_targets */
   int32_t **blk_idx;  /* (P) */
   float **blk_val;    /* (P) */

@@ -126,6 +126,7 @@ static void split_free(out_split *s) {
   free(s->ident);
   free(s->nnz);
   free(s->fb);
+  free(s->cut);
   free(s->blk_ip);
   free(s->blk_idx);
   free(s->blk_val);
@@ -174,7 +175,8 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   s->ident = s->row0 ? clue_calloc((size_t)cap, sizeof(int64_t), err) : NULL;
   s->nnz = s->ident ? clue_calloc((size_t)P, sizeof(int64_t), err) : NULL;
   s->fb = s->nnz ? clue_calloc((size_t)P + 1, sizeof(int), err) : NULL;
-  s->blk_ip = s->fb ? clue_calloc((size_t)P, sizeof(int64_t *), err) : NULL;
+  s->cut = s->fb ? clue_calloc((size_t)P + 1, sizeof(int64_t), err) : NULL;
+  s->blk_ip = s->cut ? clue_calloc((size_t)P, sizeof(int64_t *), err) : NULL;
   s->blk_idx = s->blk_ip ? clue_calloc((size_t)P, sizeof(int32_t *), err) : NULL;
   s->blk_val = s->blk_idx ? clue_calloc((size_t)P, sizeof(float *), err) : NULL;
   int rc = clue_comm_agree(comm, s->blk_val ? CLUE_OK : CLUE_ENOMEM, err);
