@@ -254,7 +254,6 @@ static void train_steps(fixture *fx, bool on_rows) {
       for (int64_t j = 0; j < mm[i]->gen.n; j++) nonzero += mm[i]->gen.g[j] != 0;
       assert_int_equal(nonzero, 0);
     }
-  clue_train_share_weights(gs, mm[2]);
   { /* a work used for steps before gives the losses of a new one (nothing cached
        from the weights of an earlier pass, e.g. the per-(feature, batch) terms) */
     clue_work *nw;
@@ -288,7 +287,7 @@ static void train_steps(fixture *fx, bool on_rows) {
   for (int64_t i = 0; i < a->n; i++) moved = fmax(moved, fabs(a->w[i] - fresh->gen.w[i]));
   assert_true(moved > 1e-3); /* the steps did move the weights */
   clue_model_free(fresh);
-  TU_OK(clue_work_share_tiles(fx->split, NULL, NULL, &err), &err); /* gs goes */
+  TU_OK(clue_work_share_tiles(fx->split, NULL, false, &err), &err); /* gs goes */
   for (int k = 0; k < 3; k++) clue_work_set_output_local(fx->split, k, true);
   clue_gradsum_free(gs);
   for (int i = 0; i < 3; i++) {
@@ -331,7 +330,7 @@ static void test_split_tiles_taken(void **state) {
   }
   clue_work_set_tiles(ww[0], 16, r == P - 1 ? 50000 : 0); /* the last slices are never empty */
   clue_work_set_tiles(ww[1], 16, 0);
-  TU_OK(clue_work_share_tiles(ww[1], NULL, NULL, &err), &err); /* its own tiles only */
+  TU_OK(clue_work_share_tiles(ww[1], NULL, false, &err), &err); /* its own tiles only */
   clue_loss_weights lw = all_terms();
   clue_losses l[2];
   for (int step = 0; step < 2; step++)
@@ -342,7 +341,6 @@ static void test_split_tiles_taken(void **state) {
             &err);
     }
   assert_true(l[0].gen == l[1].gen);
-  for (int i = 0; i < 2; i++) clue_train_share_weights(gs[i], mm[i]);
   int64_t differ = 0;
   for (int64_t j = 0; j < mm[0]->gen.n; j++) differ += mm[0]->gen.w[j] != mm[1]->gen.w[j];
   for (int64_t j = 0; j < mm[0]->disc.n; j++) differ += mm[0]->disc.w[j] != mm[1]->disc.w[j];

@@ -51,6 +51,11 @@ int clue_arena_use_grad(clue_arena *a, real *g, clue_err *err);
 /* The same for the parameter values w. */
 int clue_arena_use_weights(clue_arena *a, real *w, clue_err *err);
 
+/* Takes w (a->n values owned by the caller, kept alive while the arena uses it)
+ * as the parameter values, WITHOUT copying: w must hold them already (another
+ * process sharing w put them there). Frees the arena's own buffer. */
+void clue_arena_adopt_weights(clue_arena *a, real *w);
+
 /* Values / gradients of tensor i. */
 static inline real *clue_arena_w(const clue_arena *a, int i) { return a->w + a->t[i].offset; }
 static inline real *clue_arena_g(const clue_arena *a, int i) { return a->g + a->t[i].offset; }

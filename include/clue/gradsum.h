@@ -49,12 +49,14 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n);
 
 /* Collective. When the sums go through the window, moves the gradients of the
  * n_arenas arenas into this rank's slot, one after the other (their sizes must add
- * up to at most n_max), and their weights into this rank's part of the window
- * beside it: sums of those buffers are then made in place, without the copy
- * into the window, and end with one more barrier; sharing updated weights reads
- * the other ranks' parts where they lie. Otherwise does nothing.
+ * up to at most n_max), and their weights into one copy in the window that
+ * every rank uses (rank 0's values: the ranks' weights must be the same): sums
+ * of those buffers are then made in place, without the copy into the window,
+ * and end with one more barrier; a sharded update writes each rank's parts of
+ * the weights where every rank reads them. Otherwise does nothing.
  * clue_gradsum_free gives the arenas buffers of their own back (if that fails,
- * their g or w becomes NULL); until then they must outlive g. */
+ * their g or w becomes NULL); until then they must outlive g. Until then, too,
+ * a rank writes the weights only in its parts of a sharded update. */
 int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas,
                         clue_err *err);
 
@@ -67,11 +69,6 @@ real *clue_gradsum_peer(const clue_gradsum *g, const real *mine, int q);
  * owns [clue_gradsum_slice(g, n, r), clue_gradsum_slice(g, n, r + 1)). */
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);
 
-/* Where rank q's copy of the weights lies of an attached arena whose
- * gradients in this rank's slot are at mine_g (clue_gradsum_attach puts the
- * weights beside them), readable here; NULL as clue_gradsum_peer. */
-real *clue_gradsum_peer_weights(const clue_gradsum *g, const real *mine_g, int q);
-
 /* Most tensors clue_gradsum_split_rows and _split_cols take together. */
 #define CLUE_GRADSUM_MAX_SPLIT 48 /* 5 per modality: 2 of rows, 3 of columns */
 
@@ -79,16 +76,15 @@ real *clue_gradsum_peer_weights(const clue_gradsum *g, const real *mine_g, int q
  * like the output layers of clue_work_split_outputs: rank q computes rows
  * [clue_gradsum_slice(g, rows, q), clue_gradsum_slice(g, rows, q + 1)) of its
  * gradient whole and leaves the other rows zero. Sharded updates (below) then
- * do not sum those rows, give each rank its own rows to update, and share them
- * only when asked (clue_gradsum_share with all). Does nothing unless the arena
- * is attached (sums through the window). */
+ * do not sum those rows and give each rank its own rows to update. Does
+ * nothing unless the arena is attached (sums through the window). */
 int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err);
 
 /* The same split by columns: rank q owns columns [clue_gradsum_slice(g, cols,
  * q), clue_gradsum_slice(g, cols, q + 1)) of every row (the per-(feature,
  * batch) tensors of split output layers). Their gradients are summed only in
  * the updates that ask for it (sum_cols below: a step that wrote other ranks'
- * columns); each rank updates its own columns and shares them only when asked. */
+ * columns); each rank updates its own columns. */
 int clue_gradsum_split_cols(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err);
 
 /* Rank r's parts of the gradient buffer buf (n values) of an attached arena in
@@ -113,12 +109,10 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
                            const int64_t **b, const int64_t **e);
 
 /* Collective. Sharded update, second half, after every rank updated its parts
- * of the weights w (the attached weights of the arena whose gradients are buf, n
- * values) from the parts of buf that clue_gradsum_sum_parts summed: w receives
- * every other rank's parts, read where they lie in the window (buf is not
- * touched) — the rows or columns of split tensors only when all is true
- * (otherwise each rank keeps only its own current). */
-void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bool all);
+ * of the attached weights from the parts of the gradients that
+ * clue_gradsum_sum_parts summed: a barrier, after which every rank reads the
+ * new weights (one copy for all). Does nothing when nothing is attached. */
+void clue_gradsum_share(clue_gradsum *g);
 
 /* Collective. Rank 0 receives every rank's parts (clue_gradsum_parts of the
  * attached buffer `like`, n values) of buf, a buffer laid out like `like`: e.g.

@@ -184,12 +184,11 @@ void clue_work_set_output_local(clue_work *w, int k, bool on);
  * takes tiles of a rank still busy and writes them into that rank's gradients.
  * g_of_rank[q]: where rank q's copy of m->gen's gradients lies in this process
  * (node-shared memory, such as clue_gradsum_attach gives); NULL: every rank runs
- * its own tiles only. w_of_rank[q] (NULL or given with g_of_rank): rank q's
- * copy of m->gen's weights there; a decoder whose likelihood then runs on
- * whole rows reads the other ranks' columns of the per-(feature, batch)
- * tensors from it (they are split by columns: clue_train_split_grads) and sets
- * clue_model.split_cols_dirty. Call it alike on every rank, between steps. */
-int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, real *const *w_of_rank,
+ * its own tiles only. cols_split (with g_of_rank only): the per-(feature,
+ * batch) tensors are split by columns over the ranks' updates
+ * (clue_train_split_grads); a decoder whose likelihood runs on whole rows then
+ * sets clue_model.split_cols_dirty. Call it alike on every rank, between steps. */
+int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, bool cols_split,
                           clue_err *err);
 
 /* For tests: tiles of `width` features (> 0; set alike on every rank: the

@@ -40,12 +40,10 @@ int clue_train_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
 /* Collective. clue_train_step with the gradient sums through gs (gradsum.h; the
  * node's shared memory when the ranks share one node), as `clue train` does.
  * When the arenas' gradients are attached to gs, the update is sharded: each
- * rank sums, checks and updates its parts of the parameters and the ranks share
- * the updated weights (bitwise those of the unsharded step), except the rows of
- * output layers split by clue_train_split_grads, which each rank keeps current
- * for its own rows only; each rank's optimiser state is current only in its
- * parts: call clue_train_gather_state before rank 0 reads weights or state
- * (checkpoints), clue_train_share_weights before every rank reads all weights. */
+ * rank sums, checks and updates its parts of the parameters, in the one copy of
+ * the weights in the window that every rank reads (bitwise the weights of the
+ * unsharded step); each rank's optimiser state is current only in its parts:
+ * call clue_train_gather_state before rank 0 reads the state (checkpoints). */
 int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
                        const clue_loss_weights *lw, const clue_pass *p, clue_optim *opt_disc,
                        clue_optim *opt_gen, clue_gradsum *gs, const clue_comm *comm,
@@ -53,18 +51,12 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
 
 /* Collective. When w's output layers are split (clue_work_split_outputs) and
  * the model's gradients are attached to gs, declares those layers split by
- * rows (clue_gradsum_split_rows): their gradients are then not summed and the
- * ranks exchange their rows of the weights only in clue_train_share_weights;
- * and lets the ranks run tiles of each other's weight gradients there
+ * rows (clue_gradsum_split_rows): their gradients are then not summed, each
+ * rank updating its own rows; and lets the ranks run tiles of each other's weight gradients there
  * (clue_work_share_tiles; while gs keeps the gradients attached). */
 int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err);
 
-/* Collective. After sharded steps, makes every weight current on every rank
- * (the rows of split output layers; nothing to do otherwise). */
-void clue_train_share_weights(clue_gradsum *gs, clue_model *m);
-
-/* Collective. After sharded steps, makes every weight current on every rank
- * (clue_train_share_weights) and gathers every rank's parts of the optimiser
+/* Collective. After sharded steps, gathers every rank's parts of the optimiser
  * state on rank 0 (nothing to do when gs does not go through the window). */
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
                              clue_optim *opt_gen);

@@ -488,26 +488,6 @@ static void split_backward(clue_model *m, dec_work *dw, out_split *s, int k, int
 
 /* ---- one run of a decoder ---- */
 
-/* Before a likelihood on whole rows (not local) of a split layer whose
- * per-(feature, batch) tensors are split by columns (s->w_of): those tensors'
- * other columns, which each rank's update keeps current only on their owner,
- * read from the owners' weights in the window. */
-static void refresh_columns(clue_model *m, const out_split *s, int k) {
-  int64_t F = m->spec.n_feat[k];
-  const int t[3] = {m->dec_scale[k], m->dec_bias[k], m->dec_disp[k]};
-  for (int q = 0; q < s->P; q++) {
-    if (q == s->r) continue;
-    int f0 = feat_begin(F, s->P, q), f1 = feat_begin(F, s->P, q + 1);
-    for (int i = 0; i < 3; i++) {
-      const clue_tensor *x = &m->gen.t[t[i]];
-      for (int64_t row = 0; row < x->rows; row++) {
-        int64_t at = x->offset + row * x->cols + f0;
-        memcpy(m->gen.w + at, s->w_of[q] + at, (size_t)(f1 - f0) * sizeof(real));
-      }
-    }
-  }
-}
-
 /* Makes the per-(feature, batch) terms of features [f0, f1) current for this
  * pass (clue_model_g_step marks none current): a local likelihood needs this
  * rank's slice only, a whole one every feature. */
@@ -543,9 +523,8 @@ void dec_run(clue_model *m, clue_work *w, int k, int n_apps, const clue_pass *p,
     sync_slots(s);
     dloc = (real *)(slot(s, s->r) + s->b_off);
   }
-  if (split && !local && s->w_of) refresh_columns(m, s, k);
   /* every column of the per-(feature, batch) gradients: the update sums them */
-  if (grad && s->w_of && !(split && local)) m->split_cols_dirty = true;
+  if (grad && s->cols_split && !(split && local)) m->split_cols_dirty = true;
   if (!split) nn_linear_forward(&m->gen, &m->dec_loc[k], dw->h, (int)rows, dw->loc);
   int64_t F = m->spec.n_feat[k];
   if (local)

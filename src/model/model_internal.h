@@ -92,10 +92,10 @@ typedef struct out_split {
    * gradient: g_of[q] (NULL: no sharing) is rank q's gradient buffer, its tile
    * count (the next tile to run) an atomic in the head of its slot. */
   real **g_of;
-  /* w_of[q] (NULL: the per-(feature, batch) tensors are not split by columns)
-   * is rank q's copy of the weights: a likelihood on whole rows reads the
-   * other ranks' columns of those tensors from it (refresh_columns). */
-  real **w_of;
+  /* The per-(feature, batch) tensors are split by columns over the ranks'
+   * updates (set only with g_of): a likelihood on whole rows writes every
+   * column of their gradients, which the update must then sum. */
+  bool cols_split;
   int tile;           /* features per tile (CLUE_TILE; tests may set others) */
   int tile_delay_us;
   int64_t taken;

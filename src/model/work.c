@@ -131,7 +131,6 @@ static void split_free(out_split *s) {
   free(s->blk_idx);
   free(s->blk_val);
   free(s->g_of);
-  free(s->w_of);
   memset(s, 0, sizeof *s);
 }
 
@@ -202,23 +201,18 @@ bool clue_work_outputs_split(const clue_work *w) { return w->split.shm != NULL; 
 
 int clue_work_split_ranks(const clue_work *w) { return w->split.shm ? w->split.P : 0; }
 
-int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, real *const *w_of_rank,
+int clue_work_share_tiles(clue_work *w, real *const *g_of_rank, bool cols_split,
                           clue_err *err) {
   out_split *s = &w->split;
   if (!s->shm) return CLUE_OK;
   free(s->g_of);
-  free(s->w_of);
-  s->g_of = s->w_of = NULL;
+  s->g_of = NULL;
+  s->cols_split = false;
   if (!g_of_rank) return CLUE_OK;
   s->g_of = clue_calloc((size_t)s->P, sizeof *s->g_of, err);
-  s->w_of = s->g_of && w_of_rank ? clue_calloc((size_t)s->P, sizeof *s->w_of, err) : NULL;
-  if (!s->g_of || (w_of_rank && !s->w_of)) {
-    free(s->g_of);
-    s->g_of = NULL;
-    return CLUE_ENOMEM;
-  }
+  if (!s->g_of) return CLUE_ENOMEM;
   memcpy(s->g_of, g_of_rank, (size_t)s->P * sizeof *s->g_of);
-  if (w_of_rank) memcpy(s->w_of, w_of_rank, (size_t)s->P * sizeof *s->w_of);
+  s->cols_split = cols_split;
   return CLUE_OK;
 }
 

@@ -77,6 +77,13 @@ int clue_arena_use_weights(clue_arena *a, real *w, clue_err *err) {
   return move_values(&a->w, &a->w_borrowed, w, a->n, "weights", err);
 }
 
+void clue_arena_adopt_weights(clue_arena *a, real *w) {
+  if (a->w == w) return;
+  if (!a->w_borrowed) free(a->w);
+  a->w = w;
+  a->w_borrowed = true;
+}
+
 void clue_arena_release(clue_arena *a) {
   if (!a->w_borrowed) free(a->w);
   if (!a->g_borrowed) free(a->g);

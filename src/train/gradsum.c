@@ -21,8 +21,9 @@ struct clue_gradsum {
   clue_shm *shm;   /* the ranks' slots when they share one node; NULL: the sums use
                       MPI_Allreduce */
   real **slot;     /* (size) slot q: n_max values of rank q in the window */
-  real **wslot;    /* (size) rank q's next n_max values: the weights of attached
-                      arenas, at the same offsets as their gradients in slot q */
+  real *weights;   /* the weights of attached arenas, one copy that every rank
+                      reads and updates in place (its parts), at the offsets of
+                      their gradients in a slot: the n_max values after slot 0 */
   real **view;     /* (size) the slots at the offset of the current sum */
   int64_t n_max;
   clue_arena *attached[4]; /* arenas whose gradients live in this rank's slot */
@@ -52,19 +53,18 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     return CLUE_OK;
   }
   g->slot = calloc((size_t)comm->size, sizeof *g->slot);
-  g->wslot = calloc((size_t)comm->size, sizeof *g->wslot);
   g->view = calloc((size_t)comm->size, sizeof *g->view);
-  rc = clue_comm_agree(comm, g->slot && g->wslot && g->view ? CLUE_OK : CLUE_ENOMEM, err);
+  rc = clue_comm_agree(comm, g->slot && g->view ? CLUE_OK : CLUE_ENOMEM, err);
   if (rc) rc = clue_fail(err, rc, "out of memory for gradient sums");
   /* no window (several nodes, or it cannot be made) is not an error: MPI_Allreduce.
-   * Pages of the weights' half are touched only by clue_gradsum_attach. */
+   * Each slot has room for weights after the gradients; only rank 0's is used
+   * (by clue_gradsum_attach): the pages of the others are never touched. */
   int64_t each = ((n_max > 0 ? n_max : 1) + 15) / 16 * 16;
   if (!rc) rc = clue_shm_new(comm, 2 * each * (int64_t)sizeof(real), &g->shm, err);
   if (rc || !g->shm) {
     free(g->slot);
-    free(g->wslot);
     free(g->view);
-    g->slot = g->wslot = g->view = NULL;
+    g->slot = g->view = NULL;
     if (rc) {
       free(g);
       return rc;
@@ -72,10 +72,8 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
     *out = g;
     return CLUE_OK;
   }
-  for (int q = 0; q < comm->size; q++) {
-    g->slot[q] = clue_shm_slot(g->shm, q);
-    g->wslot[q] = g->slot[q] + each;
-  }
+  for (int q = 0; q < comm->size; q++) g->slot[q] = clue_shm_slot(g->shm, q);
+  g->weights = g->slot[0] + each;
   rc = clue_comm_agree(comm, grow_parts(g, NULL, err), err);
   if (rc) {
     clue_gradsum_free(g);
@@ -93,15 +91,21 @@ int clue_gradsum_attach(clue_gradsum *g, clue_arena *const *arenas, int n_arenas
   if (need > g->n_max || n_arenas > (int)(sizeof g->attached / sizeof g->attached[0]))
     return clue_fail(err, CLUE_EINVAL, "gradient sums: %lld values do not fit in %lld",
                      (long long)need, (long long)g->n_max);
-  real *at = g->slot[g->comm.rank], *wat = g->wslot[g->comm.rank];
+  real *at = g->slot[g->comm.rank], *wat = g->weights;
+  bool first = g->comm.rank == 0; /* copies the weights in; the others take them */
   for (int i = 0; i < n_arenas; i++) { /* cannot fail: the buffers are given */
     clue_arena_use_grad(arenas[i], at, err);
-    clue_arena_use_weights(arenas[i], wat, err);
+    if (first) clue_arena_use_weights(arenas[i], wat, err);
     g->attached[g->n_attached++] = arenas[i];
     at += arenas[i]->n;
     wat += arenas[i]->n;
   }
-  clue_shm_sync(g->shm);
+  clue_shm_sync(g->shm); /* rank 0's weights are in */
+  wat = g->weights;
+  for (int i = 0; i < n_arenas && !first; i++) {
+    clue_arena_adopt_weights(arenas[i], wat);
+    wat += arenas[i]->n;
+  }
   return CLUE_OK;
 }
 
@@ -121,7 +125,6 @@ void clue_gradsum_free(clue_gradsum *g) {
   }
   clue_shm_free(g->shm);
   free(g->slot);
-  free(g->wslot);
   free(g->view);
   free(g->part_b);
   free(g->part_e);
@@ -212,11 +215,6 @@ real *clue_gradsum_peer(const clue_gradsum *g, const real *mine, int q) {
 
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r) {
   return slice_begin(n, g->comm.size, r);
-}
-
-real *clue_gradsum_peer_weights(const clue_gradsum *g, const real *mine_g, int q) {
-  real *peer = clue_gradsum_peer(g, mine_g, q);
-  return peer ? g->wslot[q] + (peer - g->slot[q]) : NULL;
 }
 
 /* Room for the ranges of every piece (pieces_of) once `extra` (NULL: none) is
@@ -352,24 +350,8 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
   return k;
 }
 
-void clue_gradsum_share(clue_gradsum *g, const real *buf, real *w, int64_t n, bool all) {
-  int P = g->comm.size, r = g->comm.rank;
-  int64_t off = slot_offset(g, buf, n);
-  piece pc[MAX_PIECES];
-  int np = pieces_of(g, off, n, pc);
-  node_sync(g); /* every rank's parts of its weights are updated */
-  for (int q = 0; q < P; q++) {
-    if (q == r) continue;
-    for (int i = 0; i < np; i++) {
-      if (pc[i].kind != PIECE_SUMMED && !all) continue;
-      for (int64_t j = 0; j < piece_count(&pc[i]); j++) {
-        int64_t b, e;
-        piece_range(&pc[i], P, q, j, &b, &e);
-        memcpy(w + b, g->wslot[q] + off + b, (size_t)(e - b) * sizeof(real));
-      }
-    }
-  }
-  node_sync(g); /* nobody reads these weights while their rank updates them again */
+void clue_gradsum_share(clue_gradsum *g) {
+  if (g->shm && g->n_attached > 0) node_sync(g); /* every rank's parts are updated */
 }
 
 void clue_gradsum_gather(clue_gradsum *g, const real *like, real *buf, int64_t n) {

@@ -276,10 +276,10 @@ static int check_grads(const clue_arena *a, const int64_t *b, const int64_t *e, 
 
 /* Collective. Sums the gradients of `a` over the ranks, checks them and updates
  * the weights. Through the node's window with attached gradients the update is
- * sharded: each rank sums, checks and updates its parts, then the ranks share
- * their parts of the weights (bitwise the weights of the unsharded update; the
- * optimiser state is current on each rank for its parts only, and the rows and
- * columns of split tensors only for its own: see clue_train_gather_state);
+ * sharded: each rank sums, checks and updates its parts of the one copy of the
+ * weights that every rank reads, then waits for the others (bitwise the
+ * weights of the unsharded update; the optimiser state is current on each rank
+ * for its parts only: see clue_train_gather_state);
  * sum_cols: the tensors split by columns need their sum this time
  * (clue_model.split_cols_dirty). The gradients read are zero afterwards: all of
  * them (*sharded false), or all but the rows of split tensors of other ranks,
@@ -305,20 +305,17 @@ static int update(clue_arena *a, clue_optim *o, const char *which, clue_gradsum 
   clue_optim_step_ranges(o, a, b, e, parts, true);
   if (*sharded) {
     clue_prof_push(CLUE_PROF_ALLREDUCE);
-    clue_gradsum_share(gs, a->g, a->w, a->n, false);
+    clue_gradsum_share(gs);
     clue_prof_pop();
   }
   return CLUE_OK;
 }
 
-/* Rank q's copies of gen's gradients and weights in the window, for every q;
- * false (on every rank: attached alike) when they are not there. */
-static bool peers_of(clue_gradsum *gs, clue_model *m, int P, real **g_of, real **w_of) {
-  for (int q = 0; q < P; q++) {
-    g_of[q] = clue_gradsum_peer(gs, m->gen.g, q);
-    w_of[q] = clue_gradsum_peer_weights(gs, m->gen.g, q);
-    if (!g_of[q] || !w_of[q]) return false;
-  }
+/* Rank q's copy of gen's gradients in the window, for every q; false (on every
+ * rank: attached alike) when they are not there. */
+static bool peers_of(clue_gradsum *gs, clue_model *m, int P, real **g_of) {
+  for (int q = 0; q < P; q++)
+    if (!(g_of[q] = clue_gradsum_peer(gs, m->gen.g, q))) return false;
   return true;
 }
 
@@ -326,37 +323,24 @@ int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_e
   if (!clue_work_outputs_split(w)) return CLUE_OK;
   int P = clue_work_split_ranks(w), rc = CLUE_OK;
   real **g_of = clue_calloc((size_t)P, sizeof *g_of, err);
-  real **w_of = g_of ? clue_calloc((size_t)P, sizeof *w_of, err) : NULL;
-  if (!w_of) {
-    free(g_of);
-    return CLUE_ENOMEM;
-  }
-  bool all = peers_of(gs, m, P, g_of, w_of);
+  if (!g_of) return CLUE_ENOMEM;
+  bool all = peers_of(gs, m, P, g_of);
   for (int k = 0; k < m->spec.n_mod && !rc; k++) {
     rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].w, err);
     if (!rc) rc = clue_gradsum_split_rows(gs, &m->gen, m->dec_loc[k].b, err);
     /* the per-(feature, batch) tensors by columns: a run that writes other
-     * ranks' columns refreshes their weights from w_of and sets split_cols_dirty */
+     * ranks' columns sets split_cols_dirty */
     int cols[3] = {m->dec_scale[k], m->dec_bias[k], m->dec_disp[k]};
     for (int i = 0; i < 3 && all && !rc; i++) rc = clue_gradsum_split_cols(gs, &m->gen, cols[i], err);
   }
-  if (!rc) rc = clue_work_share_tiles(w, all ? g_of : NULL, all ? w_of : NULL, err);
+  if (!rc) rc = clue_work_share_tiles(w, all ? g_of : NULL, all, err);
   free(g_of);
-  free(w_of);
   return rc;
-}
-
-void clue_train_share_weights(clue_gradsum *gs, clue_model *m) {
-  clue_arena *a[2] = {&m->disc, &m->gen};
-  for (int i = 0; i < 2; i++) /* only arenas with split tensors have stale weights */
-    if (gs && clue_gradsum_summed(gs, a[i]->g, a[i]->n, false) < a[i]->n)
-      clue_gradsum_share(gs, a[i]->g, a[i]->w, a[i]->n, true); /* gradients untouched */
 }
 
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
                              clue_optim *opt_gen) {
   if (!clue_gradsum_shared(gs)) return;
-  clue_train_share_weights(gs, m);
   clue_optim *o[2] = {opt_disc, opt_gen};
   const clue_arena *a[2] = {&m->disc, &m->gen};
   for (int i = 0; i < 2; i++) {
@@ -543,7 +527,6 @@ static bool after_epoch(trainer *t, int64_t epoch, double monitored, char *note,
     st->best_loss = monitored;
     st->best_epoch = epoch;
     st->bad_epochs = 0;
-    clue_train_share_weights(t->gsum, t->ck.model); /* every row of split layers */
     clue_snapshot_take(&t->ck.best, t->ck.model);
     t->ck.has_best = true;
     snprintf(note, note_size, "best");
@@ -658,6 +641,23 @@ static int train_loop(trainer *t, clue_err *err) {
   return CLUE_OK;
 }
 
+/* Collective. The best epoch's weights back into the model. While the sums
+ * through the window hold them, the weights are one copy for every rank: rank
+ * 0 writes them, between barriers; each rank its own BatchNorm statistics. */
+static void restore_best(trainer *t) {
+  clue_model *m = t->ck.model;
+  if (t->comm->size == 1 || !clue_gradsum_shared(t->gsum)) {
+    clue_snapshot_restore(&t->ck.best, m);
+    return;
+  }
+  clue_comm_barrier(t->comm); /* nobody reads the weights any more */
+  if (t->comm->rank == 0)
+    clue_snapshot_restore(&t->ck.best, m);
+  else
+    memcpy(m->buf.w, t->ck.best.buf, (size_t)m->buf.n * sizeof(real));
+  clue_comm_barrier(t->comm);
+}
+
 static void teardown(trainer *t) {
   clue_gradsum_free(t->gsum);
   free(t->buf_backup);
@@ -701,7 +701,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
     rc = train_loop(&t, err);
   }
   if (rc == CLUE_OK) {
-    if (t.ck.has_best) clue_snapshot_restore(&t.ck.best, t.ck.model);
+    if (t.ck.has_best) restore_best(&t);
     rc = save_checkpoint(&t, err);
     if (rc == CLUE_OK)
       say(&t, "done: %lld epochs, %lld steps, %.1f s; %s weights of epoch %lld in %s\n",
