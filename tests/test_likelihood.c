@@ -259,6 +259,8 @@ static void run_values(clue_likelihood lik) {
     worst = fmax(worst, check_values(lik, kind, 16, 40, 10 + kind));
     worst = fmax(worst, check_values(lik, kind, 5, 1, 20 + kind));
     worst = fmax(worst, check_values(lik, kind, 9, 3, 30 + kind));
+    /* rows of more nonzeros than the NB's per-pass chunk of counts (128) */
+    worst = fmax(worst, check_values(lik, kind, 3, 300, 80 + kind));
   }
   printf("  %s: largest row error / tolerance %.3g\n", LIK_NAME[lik], worst);
 }
@@ -424,6 +426,8 @@ static void test_gradients_float(void **state) {
       worst = fmax(worst, check_grads((clue_likelihood)lik, T_LARGE, 6, 9, scale, 60 + lik));
       /* wide rows: blocks of features and a remainder */
       worst = fmax(worst, check_grads((clue_likelihood)lik, T_MIXED, 5, 37, scale, 70 + lik));
+      /* rows of more nonzeros than the NB's per-pass chunk of counts (128) */
+      worst = fmax(worst, check_grads((clue_likelihood)lik, T_ONES, 2, 300, scale, 90 + lik));
     }
     printf("  %s gradients: largest error / tolerance %.3g\n", LIK_NAME[lik], worst);
   }

@@ -13,7 +13,9 @@
  *
  * Speed: the per-feature work of a row is a few fused, vectorised passes over F
  * (in the float build through fastmath.h's exp/log, ≤ 3 ulp); the per-nonzero
- * work (lgamma/digamma differences, logs) is done in double on the nonzeros only. */
+ * work (lgamma/digamma differences, logs) is done in double on the nonzeros only,
+ * the logs of small counts in vectorised loops over chunks of counts (fastmath.h's
+ * double log, ≤ 2 ulp). */
 #ifndef CLUE_LIKELIHOOD_H
 #define CLUE_LIKELIHOOD_H
 

@@ -163,11 +163,14 @@ static row_out row_outputs(const nn_lik_grad *g, int64_t o, real *dloc_row, real
  * and ψ(θ+x) − ψ(θ) in *psi. Small integer counts use
  *   x·log(mu'/(θ+mu')) + Σ_{j<x} log((θ+j)/(j+1)) = log Π_{j<x} mu'(θ+j)/((θ+mu')(j+1)),
  * one log of a product of x ≤ 16 factors (each in [5e-14, 1e13] for the clamped θ
- * in [1e-13, 1e13] and mu' ≥ 1e-7, so the product stays within double range), and
- * ψ(θ+x) − ψ(θ) = Σ_{j<x} 1/(θ+j). tm = θ + mu', itm = 1/tm and ith = 1/θ are
- * the caller's (one division each per count, shared with the gradient). */
-static double nb_count_nll(double th, double mup, double tm, double itm, double ith, double x,
-                           double *psi) {
+ * in [1e-13, 1e13] and mu' ≥ 1e-7, so the product stays a normal double): the
+ * product is returned and *nll = 0, its log left to the caller (who takes the
+ * logs of many counts in one vectorised loop); other counts return 1 and their
+ * NLL in *nll. ψ(θ+x) − ψ(θ) = Σ_{j<x} 1/(θ+j) for small counts. tm = θ + mu',
+ * itm = 1/tm and ith = 1/θ are the caller's (one division each per count,
+ * shared with the gradient). */
+static double nb_count_prod(double th, double mup, double tm, double itm, double ith,
+                            double x, double *psi, double *nll) {
   if (x <= NN_LIK_SMALL_COUNT && x == floor(x)) {
     int n = (int)x;
     double r = mup * itm, prod = r * th, ps = ith; /* the factor j = 0 */
@@ -176,10 +179,12 @@ static double nb_count_nll(double th, double mup, double tm, double itm, double 
       ps += 1 / (th + j);
     }
     *psi = ps;
-    return -log(prod);
+    *nll = 0;
+    return prod;
   }
   *psi = nn_digamma(th + x) - nn_digamma(th);
-  return -(x * (log(mup) - log(tm)) + lgamma(th + x) - lgamma(th) - lgamma(x + 1));
+  *nll = -(x * (log(mup) - log(tm)) + lgamma(th + x) - lgamma(th) - lgamma(x + 1));
+  return 1;
 }
 
 /* e = exp(logit − m) over the row's F features, m (into *mx) the largest
@@ -255,23 +260,44 @@ static double nb_dense(int F, const real *restrict p, real lib, const real *rest
 
 /* The nonzero counts of the row: their extra NLL, and (gm non-NULL) their
  * corrections of gm and dth and of *sl. In double. */
+/* Counts per pass of nb_nonzeros: its per-count arrays live on the stack. */
+#define NZ_CHUNK 128
+
+/* The nonzero counts' NLL beyond the zero-count part (nb_dense); with gm, their
+ * parts of gm, dth and sl. In chunks of counts: the per-count arithmetic, then
+ * the logs of the chunk in loops the compiler vectorises (fm_log, fm_log1p),
+ * then the sums in count order. */
 static double nb_nonzeros(const nn_lik_terms *t, int64_t o, const real *p, real lib,
                           const int32_t *idx, const float *val, int64_t nnz, real *gm,
                           real *dth, double *sl) {
-  double nll = 0;
+  double nll = 0, prod[NZ_CHUNK], part[NZ_CHUNK], ratio[NZ_CHUNK], rest[NZ_CHUNK];
+  int32_t feat[NZ_CHUNK];
   const real *th = t->theta + o;
-  for (int64_t j = 0; j < nnz; j++) {
-    double x = val[j];
-    if (x == 0) continue; /* an explicit stored zero is already counted */
-    int f = idx[j];
-    double thf = th[f], mup = (double)p[f] * lib + NN_LIK_EPS, tm = thf + mup, psi;
-    double itm = 1 / tm, ith = 1 / thf;
-    nll += nb_count_nll(thf, mup, tm, itm, ith, x, &psi);
+  for (int64_t j0 = 0; j0 < nnz; j0 += NZ_CHUNK) {
+    int64_t j1 = nnz - j0 < NZ_CHUNK ? nnz : j0 + NZ_CHUNK;
+    int n = 0;
+    for (int64_t j = j0; j < j1; j++) {
+      double x = val[j];
+      if (x == 0) continue; /* an explicit stored zero is already counted */
+      int f = idx[j];
+      double thf = th[f], mup = (double)p[f] * lib + NN_LIK_EPS, tm = thf + mup, psi;
+      double itm = 1 / tm, ith = 1 / thf;
+      prod[n] = nb_count_prod(thf, mup, tm, itm, ith, x, &psi, &part[n]);
+      if (gm) {
+        double dg = x * itm - x / mup;
+        gm[f] += (real)dg;
+        *sl += (double)p[f] * dg;
+        ratio[n] = mup * ith;
+        rest[n] = (x - mup) * itm - psi;
+        feat[n] = f;
+      }
+      n++;
+    }
+    for (int i = 0; i < n; i++) prod[i] = fm_log(prod[i]);
+    for (int i = 0; i < n; i++) nll += part[i] - prod[i];
     if (!gm) continue;
-    double dg = x * itm - x / mup;
-    gm[f] += (real)dg;
-    *sl += (double)p[f] * dg;
-    dth[f] = (real)(log1p(mup * ith) + (x - mup) * itm - psi);
+    for (int i = 0; i < n; i++) ratio[i] = fm_log1p(ratio[i]);
+    for (int i = 0; i < n; i++) dth[feat[i]] = (real)(ratio[i] + rest[i]);
   }
   return nll;
 }
