@@ -16,8 +16,9 @@
  * (sim.h: negative binomial RNA at 10 % nonzeros, binary ATAC at 3 %, ADT at
  * 90 %), every cell paired. Strong scaling (default) splits the global batch B
  * over the P ranks; --weak gives every rank B rows (global batch P·B). On one
- * node the decoders' output layers are split by features over the ranks, as in
- * clue train (clue_work_split_outputs); --no-split keeps them whole on each rank;
+ * node the decoders' output layers are split by features over the ranks and the
+ * encoders given each to one rank, as in clue train (clue_work_split_outputs,
+ * clue_work_split_encoders); --no-split keeps every layer on every rank;
  * --tile F sets the features per tile of their weight gradients (default 512;
  * a width past every slice means one tile per rank: no rank takes another's).
  * --per-rank also prints each rank's split of the step. --interleave alternates
@@ -185,9 +186,11 @@ static int stack_out(int in, int width, int depth, int onehot, bool every) {
 
 /* Every GEMM of one step with n local rows per modality (all cells paired); with
  * split (clue_work_split_outputs), the output layers run on all B_all rows for
- * this rank's slice of features. */
+ * this rank's slice of features; with the encoders split (w:
+ * clue_work_split_encoders), this rank's encoders run on all B_all rows and the
+ * others not here. */
 static void step_gemms(const shape *sh, int n, bool split, int B_all, const clue_comm *cm,
-                       gemm_list *l) {
+                       const clue_work *w, gemm_list *l) {
   const clue_model_spec *s = &sh->spec;
   int K = s->n_mod, d = s->latent_dim, nb = s->n_batches;
   int nbd = nb > 1 ? nb : 0;
@@ -196,10 +199,12 @@ static void step_gemms(const shape *sh, int n, bool split, int B_all, const clue
     bool g = pass == 1;
     for (int k = 0; k < K; k++)
       for (int j = 0; j < K; j++) {
-        gemm_mlp(l, n, s->enc_in[k], s->encoder.width, s->encoder.depth, 0, false, g, false);
+        int q = clue_work_encoder_owner(w, k, j), rows = q < 0 ? n : B_all;
+        if (q >= 0 && q != cm->rank) continue;
+        gemm_mlp(l, rows, s->enc_in[k], s->encoder.width, s->encoder.depth, 0, false, g, false);
         int h = stack_out(s->enc_in[k], s->encoder.width, s->encoder.depth, 0, false);
-        gemm_linear(l, n, h, d, g, true);
-        gemm_linear(l, n, h, d, g, true);
+        gemm_linear(l, rows, h, d, g, true);
+        gemm_linear(l, rows, h, d, g, true);
       }
     const clue_mlp_config *dc = &s->discriminator;
     gemm_mlp(l, K * n, K * d, dc->width, dc->depth, nbd, false, true, g);
@@ -645,12 +650,13 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   if (!rc) rc = clue_minibatch_new(sh.spec.n_mod, sh.spec.enc_in, B, &mb, &err);
   rc = clue_comm_agree(c, rc, &err);
   if (!rc && a->split) rc = clue_work_split_outputs(w, m, c, B, &err);
+  if (!rc && a->split) rc = clue_work_split_encoders(w, m, c, B, &err);
   if (!rc && a->tile > 0) clue_work_set_tiles(w, a->tile, 0);
   bool split = !rc && clue_work_outputs_split(w);
   result r;
   memset(&r, 0, sizeof r);
   gemm_list gl;
-  step_gemms(&sh, n, split, B, c, &gl);
+  step_gemms(&sh, n, split, B, c, w, &gl);
   if (!rc) {
     r.params = (double)m->gen.n + (double)m->disc.n;
     for (int k = 0; k < sh.spec.n_mod; k++) r.density[k] = bd.density[k];
@@ -714,6 +720,7 @@ static int rig_new(const bench_args *a, const shape *sh, const clue_comm *c, rig
   if (!rc) rc = clue_optim_init(&g->og, CLUE_OPT_RMSPROP, 2e-3, g->m->gen.n, err);
   rc = clue_comm_agree(c, rc, err);
   if (!rc && a->split) rc = clue_work_split_outputs(g->w, g->m, c, g->B, err);
+  if (!rc && a->split) rc = clue_work_split_encoders(g->w, g->m, c, g->B, err);
   clue_arena *arenas[2] = {&g->m->gen, &g->m->disc}; /* as clue train does */
   if (!rc) rc = clue_gradsum_new(c, g->m->gen.n + g->m->disc.n, true, &g->gs, err);
   if (!rc) rc = clue_gradsum_attach(g->gs, arenas, 2, err);

@@ -70,7 +70,7 @@ real *clue_gradsum_peer(const clue_gradsum *g, const real *mine, int q);
 int64_t clue_gradsum_slice(const clue_gradsum *g, int64_t n, int r);
 
 /* Most tensors clue_gradsum_split_rows and _split_cols take together. */
-#define CLUE_GRADSUM_MAX_SPLIT 48 /* 5 per modality: 2 of rows, 3 of columns */
+#define CLUE_GRADSUM_MAX_SPLIT 128 /* 5 per modality (2 of rows, 3 of columns), K·K owned */
 
 /* Declares tensor `tensor` of an attached arena split by rows over the ranks,
  * like the output layers of clue_work_split_outputs: rank q computes rows
@@ -86,6 +86,14 @@ int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, cl
  * the updates that ask for it (sum_cols below: a step that wrote other ranks'
  * columns); each rank updates its own columns. */
 int clue_gradsum_split_cols(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err);
+
+/* Declares values [first, first + n) of an attached arena's gradients computed
+ * whole by rank `owner` alone, zero on the other ranks (the encoders that
+ * clue_work_split_encoders gives to one rank): sharded updates do not sum them
+ * and give them to the owner to update. Does nothing unless the arena is
+ * attached; CLUE_EINVAL for a range outside the arena or over a split tensor. */
+int clue_gradsum_own(clue_gradsum *g, const clue_arena *a, int64_t first, int64_t n, int owner,
+                     clue_err *err);
 
 /* Rank r's parts of the gradient buffer buf (n values) of an attached arena in
  * a sharded update: ranges [b[i], e[i]), a slice of every run of summed tensors,

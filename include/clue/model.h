@@ -152,6 +152,27 @@ void clue_work_free(clue_work *w);
 int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *comm,
                             int rows_global, clue_err *err);
 
+/* Collective. When the ranks of comm share one node (a node-shared window can
+ * be made) and their number P divides K·K (K modalities), gives each encoder
+ * q(z_j | x_k) to one rank (encoder e = k·K + j to rank e mod P): it runs there
+ * alone, on every rank's rows of modality k, so that its BatchNorm statistics
+ * need no collective, its GEMMs have all the rows, and its gradient is whole on
+ * its rank (clue_train_split_grads declares it so: not summed, updated there).
+ * The rows' inputs, the encoders' outputs and their gradients cross through
+ * the window: two barriers in a forward, one in a backward. rows_global bounds
+ * the rows of a modality over all ranks and must not exceed the work's B
+ * (else nothing is split), ⌈rows_global / P⌉ those on one rank (a pass beyond
+ * either gives NaN losses). The results are those of encoders run on every rank
+ * but for the order of floating-point sums (none when each rank holds the next
+ * block of the minibatch's rows, as in clue train). Otherwise it does nothing.
+ * Afterwards clue_work_free is collective. */
+int clue_work_split_encoders(clue_work *w, const clue_model *m, const clue_comm *comm,
+                             int rows_global, clue_err *err);
+
+/* The rank that runs encoder q(z_j | x_k) (clue_work_split_encoders), or −1
+ * when every rank runs every encoder. */
+int clue_work_encoder_owner(const clue_work *w, int k, int j);
+
 /* First feature of rank q's slice of an output layer of F features split over
  * P ranks: [clue_out_slice_begin(F, P, q), clue_out_slice_begin(F, P, q + 1)),
  * whole blocks of 16 features (the last slices may be empty when F < 16·P). */

@@ -49,11 +49,14 @@ int clue_train_step_gs(clue_model *m, clue_work *w, const clue_minibatch *mb,
                        clue_optim *opt_gen, clue_gradsum *gs, const clue_comm *comm,
                        clue_losses *out, clue_err *err);
 
-/* Collective. When w's output layers are split (clue_work_split_outputs) and
- * the model's gradients are attached to gs, declares those layers split by
- * rows (clue_gradsum_split_rows): their gradients are then not summed, each
- * rank updating its own rows; and lets the ranks run tiles of each other's weight gradients there
- * (clue_work_share_tiles; while gs keeps the gradients attached). */
+/* Collective. When the model's gradients are attached to gs: when w's
+ * encoders are split (clue_work_split_encoders), declares each encoder's
+ * tensors owned by the rank that runs it (clue_gradsum_own: not summed,
+ * updated there); when w's output layers are split (clue_work_split_outputs),
+ * declares those layers split by rows (clue_gradsum_split_rows: not summed,
+ * each rank updating its own rows) and lets the ranks run tiles of each other's
+ * weight gradients there (clue_work_share_tiles; while gs keeps the gradients
+ * attached). */
 int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err);
 
 /* Collective. After sharded steps, gathers every rank's parts of the optimiser

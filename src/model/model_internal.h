@@ -103,6 +103,30 @@ typedef struct out_split {
   bool local_ok[CLUE_K]; /* local[k] is possible (room for cap_rows × slice) */
 } out_split;
 
+/* The encoders split over the ranks of one node (clue_work_split_encoders):
+ * encoder e = k·K + j runs on rank e mod P alone, on every rank's rows of
+ * modality k, gathered in rank order. A slot holds a header (this rank's rows
+ * per modality, K int64), then per modality k its rows' encoder inputs (cap_own
+ * × enc_in[k] reals) and row keys (cap_own), per encoder its outputs for all the
+ * rows (cap_all × 2d reals: each row's mean, then its std before the softplus)
+ * and its BatchNorm running statistics after a training pass (written by its
+ * owner), and per modality its rows' gradients of the means and of the stds
+ * before the softplus (cap_own × 2·K·d reals). Each pass: two barriers forward
+ * (inputs written; outputs written), one backward (gradients written). */
+#define CLUE_MAX_RANKS_SPLIT (CLUE_K * CLUE_K) /* ranks that can share the encoders */
+
+typedef struct enc_split {
+  clue_shm *shm; /* NULL: every rank runs every encoder on its own rows */
+  int P, r;
+  int64_t cap_own, cap_all; /* rows of a modality on one rank, over all ranks */
+  int64_t in_off[CLUE_K], key_off[CLUE_K], grad_off[CLUE_K]; /* byte offsets */
+  int64_t out_off[CLUE_K * CLUE_K], run_off[CLUE_K * CLUE_K];
+  int64_t row0[CLUE_K][CLUE_MAX_RANKS_SPLIT + 1]; /* first gathered row of each rank */
+  bool failed;       /* the last forward had more rows than the caps: NaN outputs */
+  real *x_all;       /* (cap_all × max enc_in) gathered inputs of one modality */
+  uint64_t *key_all; /* (cap_all) their row keys */
+} enc_split;
+
 struct clue_work {
   int B, K, d, Kd;
   /* encoders, per source modality k */
@@ -130,6 +154,7 @@ struct clue_work {
   int *dsc_label;          /* (K·B) */
   uint64_t *dsc_key;       /* (K·B) */
   out_split split;
+  enc_split esplit;
 };
 
 #define feat_begin clue_out_slice_begin
@@ -149,6 +174,13 @@ static inline bool out_split_active(const out_split *s, const clue_comm *comm) {
 static inline uint64_t app_pass(uint64_t pass, int app) { return pass * 128 + (uint64_t)app; }
 
 /* encode.c */
+/* Every modality's encoders on the minibatch's rows: each rank its own rows of
+ * every encoder, or, split (enc_split), every rank's rows of its encoders. */
+void enc_forward_all(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                     const clue_pass *p, const clue_comm *comm);
+/* Their backward, from dmean, dstd and dshat of every modality. */
+void enc_backward_all(clue_model *m, clue_work *w, const clue_minibatch *mb,
+                      const clue_pass *p, const clue_comm *comm);
 void enc_forward(clue_model *m, clue_work *w, int k, const clue_mod_rows *rows,
                  int64_t n_global, const clue_pass *p, const clue_comm *comm);
 void enc_sample(clue_model *m, clue_work *w, int k, const clue_mod_rows *rows,

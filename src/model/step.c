@@ -93,7 +93,7 @@ int clue_model_d_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
                       const clue_comm *comm, clue_losses *losses, clue_err *err) {
   int K = w->K;
   clue_arena_zero_grad(&m->disc);
-  for (int k = 0; k < K; k++) enc_forward(m, w, k, &mb->mod[k], mb->B, p, comm);
+  enc_forward_all(m, w, mb, p, comm);
   int n = dsc_gather(w, mb, p);
   real coef = (real)(lw->align / ((double)K * mb->B));
   double sum = dsc_loss(m, w, n, (int64_t)K * mb->B, p, coef, p->train, false, comm);
@@ -417,9 +417,9 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
     zero_gen_grad(m, w, comm);
     clue_arena_zero_grad(&m->disc);
   }
+  enc_forward_all(m, w, mb, p, comm);
   for (int k = 0; k < K; k++) {
     w->dec[k].terms_f0 = w->dec[k].terms_f1 = 0; /* the weights moved: dec_run recomputes */
-    enc_forward(m, w, k, &mb->mod[k], mb->B, p, comm);
     enc_sample(m, w, k, &mb->mod[k], p);
     enc_library_forward(m, w, k, &mb->mod[k]);
     memset(w->dmean[k], 0, BKd * sizeof(real));
@@ -434,11 +434,10 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
   gen_real_cross(m, w, mb, lw, p, grad, comm, &s);
   gen_cosine(m, w, mb, lw, grad, &s);
   gen_adversarial(m, w, mb, lw, p, grad, comm, &s);
-  if (grad)
-    for (int k = 0; k < K; k++) {
-      enc_backward(m, w, k, &mb->mod[k], mb->B, p, comm);
-      enc_library_backward(m, w, k, &mb->mod[k]);
-    }
+  if (grad) {
+    enc_backward_all(m, w, mb, p, comm);
+    for (int k = 0; k < K; k++) enc_library_backward(m, w, k, &mb->mod[k]);
+  }
   clue_prof_push(CLUE_PROF_COLL);
   clue_comm_sum_double(comm, (double *)&s, sizeof s / sizeof(double));
   clue_prof_pop();

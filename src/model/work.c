@@ -197,6 +197,56 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   return CLUE_OK;
 }
 
+static void esplit_free(enc_split *s) {
+  clue_shm_free(s->shm);
+  free(s->x_all);
+  free(s->key_all);
+  memset(s, 0, sizeof *s);
+}
+
+static int64_t up64(int64_t x) { return (x + 63) / 64 * 64; }
+
+int clue_work_split_encoders(clue_work *w, const clue_model *m, const clue_comm *comm,
+                             int rows_global, clue_err *err) {
+  enc_split *s = &w->esplit;
+  int K = w->K, P = comm->size, E = K * K;
+  if (P == 1 || s->shm || E % P != 0 || rows_global > w->B) return CLUE_OK;
+  int64_t cap_all = rows_global, cap_own = (rows_global + P - 1) / P, at = up64(8 * K);
+  int in_max = 1;
+  for (int k = 0; k < K; k++) {
+    int in = m->spec.enc_in[k];
+    in_max = in > in_max ? in : in_max;
+    s->in_off[k] = at;
+    s->key_off[k] = at = up64(at + cap_own * in * (int64_t)sizeof(real));
+    at = up64(at + cap_own * (int64_t)sizeof(uint64_t));
+    s->grad_off[k] = at;
+    at = up64(at + cap_own * 2 * w->Kd * (int64_t)sizeof(real));
+  }
+  for (int e = 0; e < E; e++) {
+    const nn_mlp *enc = &m->enc[e / K][e % K];
+    s->out_off[e] = at;
+    s->run_off[e] = at = up64(at + cap_all * 2 * w->d * (int64_t)sizeof(real));
+    at = up64(at + (enc->batchnorm ? 2 * enc->depth * enc->width : 0) * (int64_t)sizeof(real));
+  }
+  s->x_all = clue_calloc((size_t)(cap_all * in_max), sizeof(real), err);
+  s->key_all = s->x_all ? clue_calloc((size_t)cap_all, sizeof(uint64_t), err) : NULL;
+  int rc = clue_comm_agree(comm, s->key_all ? CLUE_OK : CLUE_ENOMEM, err);
+  if (!rc) rc = clue_shm_new(comm, at, &s->shm, err);
+  if (rc || !s->shm) {
+    esplit_free(s);
+    return rc;
+  }
+  s->P = P;
+  s->r = comm->rank;
+  s->cap_own = cap_own;
+  s->cap_all = cap_all;
+  return CLUE_OK;
+}
+
+int clue_work_encoder_owner(const clue_work *w, int k, int j) {
+  return w->esplit.shm ? (k * w->K + j) % w->esplit.P : -1;
+}
+
 bool clue_work_outputs_split(const clue_work *w) { return w->split.shm != NULL; }
 
 int clue_work_split_ranks(const clue_work *w) { return w->split.shm ? w->split.P : 0; }
@@ -234,6 +284,7 @@ bool clue_work_output_local(const clue_work *w, int k) {
 void clue_work_free(clue_work *w) {
   if (!w) return;
   split_free(&w->split);
+  esplit_free(&w->esplit);
   for (int k = 0; k < CLUE_K; k++) {
     for (int j = 0; j < CLUE_K; j++) nn_mlp_cache_free(&w->enc_cache[k][j]);
     free(w->mean[k]);

@@ -8,12 +8,14 @@
 
 #include "clue/shm.h"
 
-/* A tensor of an attached arena split over the ranks, by rows or by columns:
- * values [off, off + rows·row_len) of the slot, not summed (columns: unless a
- * sum asks for them). */
+/* A tensor of an attached arena split over the ranks, by rows or by columns,
+ * or a range of values that one rank owns whole (owner >= 0; rows = 1): values
+ * [off, off + rows·row_len) of the slot, not summed (columns: unless a sum asks
+ * for them). */
 typedef struct split_tensor {
   int64_t off, rows, row_len;
   bool by_cols;
+  int owner; /* −1: split by rows or columns */
 } split_tensor;
 
 struct clue_gradsum {
@@ -236,6 +238,21 @@ static int grow_parts(clue_gradsum *g, const split_tensor *extra, clue_err *err)
   return CLUE_OK;
 }
 
+/* Adds t to the split tensors (kept in offset order); it must not overlap one. */
+static int split_add(clue_gradsum *g, split_tensor t, clue_err *err) {
+  for (int i = 0; i < g->n_split; i++) {
+    const split_tensor *u = &g->split[i];
+    if (t.off < u->off + u->rows * u->row_len && u->off < t.off + t.rows * t.row_len)
+      return clue_fail(err, CLUE_EINVAL, "gradient sums: split parts overlap");
+  }
+  int rc = grow_parts(g, &t, err); /* before the tensor counts: nothing changes on failure */
+  if (rc) return rc;
+  int i = g->n_split++;
+  for (; i > 0 && g->split[i - 1].off > t.off; i--) g->split[i] = g->split[i - 1];
+  g->split[i] = t;
+  return CLUE_OK;
+}
+
 static int split_tensor_add(clue_gradsum *g, const clue_arena *a, int tensor, bool by_cols,
                             clue_err *err) {
   if (!g->shm) return CLUE_OK;
@@ -243,13 +260,21 @@ static int split_tensor_add(clue_gradsum *g, const clue_arena *a, int tensor, bo
   if (at < 0 || tensor < 0 || tensor >= a->n_tensors || g->n_split == CLUE_GRADSUM_MAX_SPLIT)
     return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot split tensor %d by %s", tensor,
                      by_cols ? "columns" : "rows");
-  split_tensor t = {at + a->t[tensor].offset, a->t[tensor].rows, a->t[tensor].cols, by_cols};
-  int rc = grow_parts(g, &t, err); /* before the tensor counts: nothing changes on failure */
-  if (rc) return rc;
-  int i = g->n_split++;
-  for (; i > 0 && g->split[i - 1].off > t.off; i--) g->split[i] = g->split[i - 1];
-  g->split[i] = t;
-  return CLUE_OK;
+  split_tensor t = {at + a->t[tensor].offset, a->t[tensor].rows, a->t[tensor].cols, by_cols,
+                    -1};
+  return split_add(g, t, err);
+}
+
+int clue_gradsum_own(clue_gradsum *g, const clue_arena *a, int64_t first, int64_t n, int owner,
+                     clue_err *err) {
+  if (!g->shm) return CLUE_OK;
+  int64_t at = slot_offset(g, a->g, a->n);
+  if (at < 0 || first < 0 || n < 1 || first + n > a->n || owner < 0 ||
+      owner >= g->comm.size || g->n_split == CLUE_GRADSUM_MAX_SPLIT)
+    return clue_fail(err, CLUE_EINVAL, "gradient sums: cannot give values [%lld, %lld) to rank %d",
+                     (long long)first, (long long)(first + n), owner);
+  split_tensor t = {at + first, 1, n, false, owner};
+  return split_add(g, t, err);
 }
 
 int clue_gradsum_split_rows(clue_gradsum *g, const clue_arena *a, int tensor, clue_err *err) {
@@ -262,11 +287,12 @@ int clue_gradsum_split_cols(clue_gradsum *g, const clue_arena *a, int tensor, cl
 
 /* Pieces of [off, off + n) of the slot: summed runs between split tensors and the
  * split tensors; each rank owns a slice of every piece (piece_ranges). */
-typedef enum { PIECE_SUMMED, PIECE_ROWS, PIECE_COLS } piece_kind;
+typedef enum { PIECE_SUMMED, PIECE_ROWS, PIECE_COLS, PIECE_OWNED } piece_kind;
 
 typedef struct piece {
   int64_t b, rows, row_len; /* offset in buf */
   piece_kind kind;
+  int owner; /* PIECE_OWNED: the rank that owns it */
 } piece;
 
 static int pieces_of(const clue_gradsum *g, int64_t off, int64_t n, piece *out) {
@@ -275,11 +301,12 @@ static int pieces_of(const clue_gradsum *g, int64_t off, int64_t n, piece *out) 
   for (int i = 0; i < g->n_split; i++) {
     const split_tensor *t = &g->split[i];
     if (t->off < off || t->off + t->rows * t->row_len > off + n) continue;
-    if (t->off > at) out[np++] = (piece){at - off, t->off - at, 1, PIECE_SUMMED};
-    out[np++] = (piece){t->off - off, t->rows, t->row_len, t->by_cols ? PIECE_COLS : PIECE_ROWS};
+    if (t->off > at) out[np++] = (piece){at - off, t->off - at, 1, PIECE_SUMMED, -1};
+    piece_kind kind = t->owner >= 0 ? PIECE_OWNED : t->by_cols ? PIECE_COLS : PIECE_ROWS;
+    out[np++] = (piece){t->off - off, t->rows, t->row_len, kind, t->owner};
     at = t->off + t->rows * t->row_len;
   }
-  if (at < off + n) out[np++] = (piece){at - off, off + n - at, 1, PIECE_SUMMED};
+  if (at < off + n) out[np++] = (piece){at - off, off + n - at, 1, PIECE_SUMMED, -1};
   return np;
 }
 
@@ -289,7 +316,10 @@ static int64_t piece_count(const piece *p) { return p->kind == PIECE_COLS ? p->r
 
 /* Range j of rank q's ranges of piece p: [*b, *e) of buf. */
 static void piece_range(const piece *p, int P, int q, int64_t j, int64_t *b, int64_t *e) {
-  if (p->kind == PIECE_COLS) {
+  if (p->kind == PIECE_OWNED) {
+    *b = p->b;
+    *e = q == p->owner ? p->b + p->row_len : p->b;
+  } else if (p->kind == PIECE_COLS) {
     *b = p->b + j * p->row_len + slice_begin(p->row_len, P, q);
     *e = p->b + j * p->row_len + slice_begin(p->row_len, P, q + 1);
   } else {
@@ -338,7 +368,8 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
   int np = pieces_of(g, off, n, pc);
   node_sync(g); /* every rank's gradients are complete */
   for (int i = 0; i < np; i++) {
-    if (pc[i].kind == PIECE_ROWS || (pc[i].kind == PIECE_COLS && !sum_cols))
+    if (pc[i].kind == PIECE_ROWS || pc[i].kind == PIECE_OWNED ||
+        (pc[i].kind == PIECE_COLS && !sum_cols))
       continue; /* this rank's rows or columns are whole already */
     for (int64_t j = 0; j < piece_count(&pc[i]); j++) {
       int64_t pb, pe;
@@ -379,7 +410,8 @@ int64_t clue_gradsum_summed(const clue_gradsum *g, const real *buf, int64_t n, b
   piece pc[MAX_PIECES];
   int np = pieces_of(g, off, n, pc);
   for (int i = 0; i < np; i++)
-    if (pc[i].kind == PIECE_ROWS || (pc[i].kind == PIECE_COLS && !sum_cols))
+    if (pc[i].kind == PIECE_ROWS || pc[i].kind == PIECE_OWNED ||
+        (pc[i].kind == PIECE_COLS && !sum_cols))
       n -= pc[i].rows * pc[i].row_len;
   return n;
 }

@@ -214,6 +214,7 @@ static int setup(trainer *t, clue_err *err) {
   if (!rc) rc = clue_minibatch_new(cfg->n_mod, t->in.enc_in, B, &t->mb, err);
   rc = clue_comm_agree(t->comm, rc, err);
   if (!rc) rc = clue_work_split_outputs(t->work, t->ck.model, t->comm, B, err);
+  if (!rc) rc = clue_work_split_encoders(t->work, t->ck.model, t->comm, B, err);
   if (rc) return rc;
   clue_loss_weights_from_config(cfg, &t->lw);
   clue_schedule_resolve(cfg, t->d->n_cells, &t->sch);
@@ -319,8 +320,27 @@ static bool peers_of(clue_gradsum *gs, clue_model *m, int P, real **g_of) {
   return true;
 }
 
+/* The encoders that one rank runs (clue_work_split_encoders): each one's
+ * tensors, contiguous in gen (registered one after the other), owned there. */
+static int own_encoders(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err) {
+  const clue_arena *a = &m->gen;
+  for (int k = 0; k < m->spec.n_mod; k++)
+    for (int j = 0; j < m->spec.n_mod; j++) {
+      int q = clue_work_encoder_owner(w, k, j);
+      if (q < 0) return CLUE_OK;
+      const nn_mlp *enc = &m->enc[k][j];
+      int64_t first = a->t[enc->depth > 0 ? enc->lin[0].w : m->enc_loc[k][j].w].offset;
+      const clue_tensor *last = &a->t[m->enc_std[k][j].b];
+      int rc = clue_gradsum_own(gs, a, first, last->offset + last->rows * last->cols - first, q,
+                                err);
+      if (rc) return rc;
+    }
+  return CLUE_OK;
+}
+
 int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_err *err) {
-  if (!clue_work_outputs_split(w)) return CLUE_OK;
+  int rc0 = own_encoders(gs, m, w, err);
+  if (rc0 || !clue_work_outputs_split(w)) return rc0;
   int P = clue_work_split_ranks(w), rc = CLUE_OK;
   real **g_of = clue_calloc((size_t)P, sizeof *g_of, err);
   if (!g_of) return CLUE_ENOMEM;
@@ -669,6 +689,14 @@ static void teardown(trainer *t) {
   clue_dataset_free(t->d);
 }
 
+/* How the ranks of one node share the layers, for the first line of a run. */
+static const char *split_note(const clue_work *w) {
+  bool out = clue_work_outputs_split(w), enc = clue_work_encoder_owner(w, 0, 0) >= 0;
+  if (out && enc) return " (one node: decoder output layers split, each encoder on one rank)";
+  if (out) return " (one node: decoder output layers split)";
+  return enc ? " (one node: each encoder on one rank)" : "";
+}
+
 int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                    const clue_comm *comm, clue_err *err) {
   trainer t;
@@ -693,7 +721,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                 "%lld steps/epoch, up to %lld epochs, alignment burn-in %lld, patience %lld\n",
                 (long long)t.d->n_cells, (long long)t.plan->n_train, (long long)t.plan->n_val,
                 comm->size, comm->size > 1 ? "s" : "",
-                clue_work_outputs_split(t.work) ? " (one node: decoder output layers split)" : "",
+                split_note(t.work),
                 (long long)clue_plan_steps_per_epoch(t.plan), (long long)last_epoch(&t),
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
     clue_train_install_signals();
