@@ -7,7 +7,7 @@
  *   OPENBLAS_NUM_THREADS=1 mpirun -np P bench_train [--shape multiome|cite|large]...
  *       [--steps N] [--warmup N] [--batch B] [--weak] [--batches NB] [--pool N]
  *       [--json FILE] [--md FILE] [--label TEXT] [--no-replay] [--mpi-allreduce]
- *       [--no-split] [--tile F] [--per-rank] [--interleave [--turn K]]
+ *       [--no-split] [--no-enc-split] [--tile F] [--per-rank] [--interleave [--turn K]]
  *   mpirun -np P bench_train --load CONFIG [--json FILE] [--md FILE]
  *   mpirun -np P bench_train --allreduce MB
  *
@@ -18,7 +18,8 @@
  * over the P ranks; --weak gives every rank B rows (global batch P·B). On one
  * node the decoders' output layers are split by features over the ranks and the
  * encoders given each to one rank, as in clue train (clue_work_split_outputs,
- * clue_work_split_encoders); --no-split keeps every layer on every rank;
+ * clue_work_split_encoders); --no-split keeps every layer on every rank,
+ * --no-enc-split every encoder (the output layers still split);
  * --tile F sets the features per tile of their weight gradients (default 512;
  * a width past every slice means one tile per rank: no rank takes another's).
  * --per-rank also prints each rank's split of the step. --interleave alternates
@@ -60,7 +61,7 @@ typedef struct bench_args {
   int n_shapes;
   int steps, warmup, B, n_batches, pool;
   int turn; /* --interleave: steps per turn of a rig (the first not timed when > 1) */
-  bool weak, replay, mpi_allreduce, split, per_rank, interleave;
+  bool weak, replay, mpi_allreduce, split, enc_split, per_rank, interleave;
   int tile; /* 0: the default */
   const char *json, *md, *label, *load;
   double allreduce_mb; /* > 0: time an allreduce of this many MB of floats */
@@ -650,7 +651,7 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   if (!rc) rc = clue_minibatch_new(sh.spec.n_mod, sh.spec.enc_in, B, &mb, &err);
   rc = clue_comm_agree(c, rc, &err);
   if (!rc && a->split) rc = clue_work_split_outputs(w, m, c, B, &err);
-  if (!rc && a->split) rc = clue_work_split_encoders(w, m, c, B, &err);
+  if (!rc && a->split && a->enc_split) rc = clue_work_split_encoders(w, m, c, B, &err);
   if (!rc && a->tile > 0) clue_work_set_tiles(w, a->tile, 0);
   bool split = !rc && clue_work_outputs_split(w);
   result r;
@@ -720,7 +721,7 @@ static int rig_new(const bench_args *a, const shape *sh, const clue_comm *c, rig
   if (!rc) rc = clue_optim_init(&g->og, CLUE_OPT_RMSPROP, 2e-3, g->m->gen.n, err);
   rc = clue_comm_agree(c, rc, err);
   if (!rc && a->split) rc = clue_work_split_outputs(g->w, g->m, c, g->B, err);
-  if (!rc && a->split) rc = clue_work_split_encoders(g->w, g->m, c, g->B, err);
+  if (!rc && a->split && a->enc_split) rc = clue_work_split_encoders(g->w, g->m, c, g->B, err);
   clue_arena *arenas[2] = {&g->m->gen, &g->m->disc}; /* as clue train does */
   if (!rc) rc = clue_gradsum_new(c, g->m->gen.n + g->m->disc.n, true, &g->gs, err);
   if (!rc) rc = clue_gradsum_attach(g->gs, arenas, 2, err);
@@ -1039,12 +1040,14 @@ static int parse(int argc, char **argv, bench_args *a) {
   a->turn = 1;
   a->replay = true;
   a->split = true;
+  a->enc_split = true;
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
     if (!strcmp(o, "--weak")) { a->weak = true; continue; }
     if (!strcmp(o, "--no-replay")) { a->replay = false; continue; }
     if (!strcmp(o, "--mpi-allreduce")) { a->mpi_allreduce = true; continue; }
     if (!strcmp(o, "--no-split")) { a->split = false; continue; }
+    if (!strcmp(o, "--no-enc-split")) { a->enc_split = false; continue; }
     if (!strcmp(o, "--per-rank")) { a->per_rank = true; continue; }
     if (!strcmp(o, "--interleave")) { a->interleave = true; continue; }
     if (i + 1 >= argc) return -1;
@@ -1082,7 +1085,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: bench_train [--shape multiome|cite|large]... [--steps N] "
                       "[--warmup N] [--batch B] [--weak] [--batches NB] [--pool N] "
                       "[--json FILE] [--md FILE] [--label TEXT] [--no-replay] "
-                      "[--mpi-allreduce] [--no-split] [--tile F] [--per-rank] [--interleave [--turn K]] | "
+                      "[--mpi-allreduce] [--no-split] [--no-enc-split] [--tile F] [--per-rank] [--interleave [--turn K]] | "
                       "--load CONFIG | --allreduce MB\n");
     MPI_Finalize();
     return 2;
