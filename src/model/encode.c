@@ -168,9 +168,9 @@ static void esplit_sync(const enc_split *s) {
   clue_prof_pop();
 }
 
-/* The BatchNorm running statistics of encoder (k, j): n reals in order (each
- * layer's mean, then its variance), copied from (to_buf false) or into the
- * model's buffers. */
+/* The BatchNorm running statistics of encoder (k, j) as 2·depth·width reals at
+ * x (each layer's means, then its variances): written from the model's buffers
+ * (to_buf false) or read into them. */
 static void run_stats(clue_model *m, int k, int j, real *x, bool to_buf) {
   const nn_mlp *enc = &m->enc[k][j];
   for (int l = 0; enc->batchnorm && l < enc->depth; l++) {
