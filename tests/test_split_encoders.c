@@ -102,19 +102,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static clue_loss_weights all_terms(void) {
-  clue_loss_weights w;
-  memset(&w, 0, sizeof w);
-  w.data = 1;
-  w.kl = 0.5;
-  w.align = 0.2;
-  w.cross = 1;
-  w.real_cross = 0.7;
-  w.cos = 0.3;
-  for (int k = 0; k < CLUE_K; k++) w.mod_weight[k] = 1.0 + 0.25 * k;
-  return w;
-}
-
 static void assert_close(double a, double b, double scale, const char *what) {
   if (fabs(a - b) <= 1e-10 * scale + 1e-300) return;
   print_error("%s: split %.17g, plain %.17g\n", what, a, b);
@@ -160,7 +147,7 @@ static void test_steps_match(void **state) {
   clue_model *m[2];
   clue_work *w[2];
   models(fx, m, w);
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   const clue_arena *a = &m[0]->gen;
   for (int train = 1; train >= 0; train--) {
     clue_pass p = {.seed = 5, .pass = 4, .disc_noise = 0.1, .train = train};
@@ -221,7 +208,7 @@ static void test_train_steps(void **state) {
   TU_OK(clue_train_split_grads(gs, m[1], w[1], &err), &err);
   if (clue_work_encoder_owner(w[1], 0, 0) >= 0) /* the encoders are not summed */
     assert_true(clue_gradsum_summed(gs, m[1]->gen.g, m[1]->gen.n, true) < m[1]->gen.n);
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   for (int step = 0; step < 3; step++)
     for (int i = 0; i < 2; i++) {
       clue_pass p = {.seed = 5, .pass = 2 * (uint64_t)step, .disc_noise = 0, .train = true};
@@ -276,7 +263,7 @@ static void test_beyond_bounds(void **state) {
   TU_OK(clue_work_split_encoders(small, m, &fx->comm, P, &err), &err); /* a row per rank */
   assert_true(clue_work_encoder_owner(small, 0, 0) == 0);
   clue_losses l;
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   clue_pass p = {.seed = 5, .pass = 3, .disc_noise = 0, .train = true};
   assert_int_equal(clue_model_d_step(m, small, fx->mb, &lw, &p, &fx->comm, &l, &err),
                    CLUE_ENUMERIC);

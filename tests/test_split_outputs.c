@@ -127,24 +127,11 @@ static int teardown(void **state) {
   return 0;
 }
 
-static clue_loss_weights all_terms(void) {
-  clue_loss_weights w;
-  memset(&w, 0, sizeof w);
-  w.data = 1;
-  w.kl = 0.5;
-  w.align = 0.2;
-  w.cross = 1;
-  w.real_cross = 0.7;
-  w.cos = 0.3;
-  for (int k = 0; k < CLUE_K; k++) w.mod_weight[k] = 1.0 + 0.25 * k;
-  return w;
-}
-
 /* One generator step through w; the gradients (this rank's) into g. */
 static clue_losses step(fixture *fx, clue_work *w, bool train, real *g) {
   clue_err err;
   clue_losses l;
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   clue_pass p = {.seed = 5, .pass = 3, .disc_noise = 0, .train = train};
   TU_OK(clue_model_g_step(fx->m, w, fx->mb, &lw, &p, &fx->comm, &l, &err), &err);
   memcpy(g, fx->m->gen.g, (size_t)fx->m->gen.n * sizeof(real));
@@ -240,7 +227,7 @@ static void train_steps(fixture *fx, bool on_rows) {
   TU_OK(clue_gradsum_new(&fx->comm, mm[2]->gen.n + mm[2]->disc.n, true, &gs, &err), &err);
   TU_OK(clue_gradsum_attach(gs, arenas, 2, &err), &err);
   TU_OK(clue_train_split_grads(gs, mm[2], fx->split, &err), &err);
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   for (int step = 0; step < 3; step++)
     for (int i = 0; i < 3; i++) {
       clue_pass p = {.seed = 5, .pass = 2 * (uint64_t)step, .disc_noise = 0, .train = true};
@@ -331,7 +318,7 @@ static void test_split_tiles_taken(void **state) {
   clue_work_set_tiles(ww[0], 16, r == P - 1 ? 50000 : 0); /* the last slices are never empty */
   clue_work_set_tiles(ww[1], 16, 0);
   TU_OK(clue_work_share_tiles(ww[1], NULL, false, &err), &err); /* its own tiles only */
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   clue_losses l[2];
   for (int step = 0; step < 2; step++)
     for (int i = 0; i < 2; i++) {
@@ -395,7 +382,7 @@ static void test_split_beyond_bounds(void **state) {
   TU_OK(clue_work_split_outputs(small, m, &fx->comm, 1, &err), &err); /* room for 1 row */
   for (int64_t i = 0; i < m->gen.n; i++) m->gen.g[i] = 1;
   clue_losses l;
-  clue_loss_weights lw = all_terms();
+  clue_loss_weights lw = tu_all_terms();
   clue_pass p = {.seed = 5, .pass = 3, .disc_noise = 0, .train = true};
   assert_int_equal(clue_model_g_step(m, small, fx->mb, &lw, &p, &fx->comm, &l, &err),
                    CLUE_ENUMERIC);

@@ -32,6 +32,21 @@ static inline void tu_model_spec(clue_model_spec *s, int n_mod, const char *cons
   s->normalize_u = true;
 }
 
+/* Loss weights with every term on, each at its own value, and modality weights
+ * that differ (1, 1.25, 1.5, ...). */
+static inline clue_loss_weights tu_all_terms(void) {
+  clue_loss_weights w;
+  memset(&w, 0, sizeof w);
+  w.data = 1;
+  w.kl = 0.5;
+  w.align = 0.2;
+  w.cross = 1;
+  w.real_cross = 0.7;
+  w.cos = 0.3;
+  for (int k = 0; k < CLUE_K; k++) w.mod_weight[k] = 1.0 + 0.25 * k;
+  return w;
+}
+
 /* n × F targets of a likelihood: NB counts 1..max_count on ~60 % of entries,
  * Bernoulli ones on ~60 %, Normal values on every entry. */
 static inline clue_csr *tu_random_targets(clue_likelihood lik, int n, int F, uint64_t seed,
