@@ -9,7 +9,8 @@
  * Saving writes "<path>.tmp.<pid>", flushes it to disk (fsync) and renames it
  * over <path>; the previous checkpoint stays intact until the new one is whole.
  * Layout: /config (string), /spec, /batches, /prep/<modality>, /params/{gen,disc,buf}/<tensor>,
- * /best/{gen,disc,buf}/<tensor>, /optim/{gen,disc}/{v,m}/<tensor>, attributes of /state. */
+ * /best/{gen,disc,buf}/<tensor>, /optim/{gen,disc}/{v,m}/<tensor>, attributes of /state,
+ * and with train.pseudo /pseudo/pairs (int64 triples) with attribute step. */
 #ifndef CLUE_CHECKPOINT_H
 #define CLUE_CHECKPOINT_H
 
@@ -56,6 +57,10 @@ typedef struct clue_ckpt {
   bool has_best;
   clue_snapshot best;
   clue_train_state state;
+  bool has_pseudo;                /* train.pseudo: partners found at pseudo_step */
+  int64_t pseudo_step;
+  int64_t n_pseudo;
+  int64_t *pseudo;                /* (n_pseudo × 3) cell, modality, partner (pseudo.h) */
 } clue_ckpt;
 
 /* Writes c to path atomically (temporary file, fsync, rename). Not collective:

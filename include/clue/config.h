@@ -26,6 +26,18 @@ typedef enum { CLUE_NORM_LOG1P = 0, CLUE_NORM_CLR, CLUE_NORM_NONE } clue_normali
 typedef enum { CLUE_OPT_RMSPROP = 0, CLUE_OPT_ADAM } clue_optimizer;
 typedef enum { CLUE_CELLS_ALL = 0, CLUE_CELLS_TRAIN, CLUE_CELLS_TEST } clue_cells;
 typedef enum { CLUE_NAN_STOP = 0, CLUE_NAN_SKIP } clue_on_nan;
+typedef enum { CLUE_PSEUDO_OFF = 0, CLUE_PSEUDO_MNN, CLUE_PSEUDO_BRIDGE } clue_pseudo_method;
+
+/* train.pseudo: partners for cells missing a modality (see pseudo.h) */
+typedef struct clue_pseudo_config {
+  clue_pseudo_method method; /* off (default) | mnn | bridge */
+  int k;            /* neighbours searched (mnn: mutual within k), default 1 */
+  double weight;    /* chance a partnered cell is paired with its partner in a
+                       minibatch once ramped up, default 0.5 */
+  int64_t start;    /* step of the first pairing, default 200 */
+  int64_t every;    /* steps between pairings, default 200 */
+  int64_t ramp;     /* steps over which the chance grows from 0 to weight, default 200 */
+} clue_pseudo_config;
 
 /* data.modalities.<name> */
 typedef struct clue_modality_config {
@@ -87,6 +99,9 @@ typedef struct clue_config {
   int patience;            /* CLUE_AUTO */
   int reduce_lr_patience;  /* CLUE_AUTO */
   double val_split;        /* 0.1 */
+  double paired_fraction;  /* share of each minibatch from cells observed in ≥ 2
+                              modalities when some cells are not (0: off) */
+  clue_pseudo_config pseudo; /* train.pseudo */
   uint64_t seed;           /* 0 */
   int checkpoint_every;    /* epochs between checkpoints, 1 */
   double checkpoint_seconds; /* at least this long between periodic checkpoints, 60 */
@@ -141,6 +156,7 @@ const char *clue_normalize_name(clue_normalize v);
 const char *clue_optimizer_name(clue_optimizer v);
 const char *clue_cells_name(clue_cells v);
 const char *clue_on_nan_name(clue_on_nan v);
+const char *clue_pseudo_method_name(clue_pseudo_method v);
 
 /* Index of the modality called name, or -1. */
 int clue_config_find_modality(const clue_config *cfg, const char *name);

@@ -19,7 +19,10 @@ enum {
   CLUE_RNG_SPLIT = 7,     /* validation split */
   CLUE_RNG_SVD = 8,       /* randomized SVD test matrices */
   CLUE_RNG_SIMULATE = 9,  /* clue simulate */
-  CLUE_RNG_TEST = 10      /* tests */
+  CLUE_RNG_TEST = 10,     /* tests */
+  CLUE_RNG_PERMUTE_PAIRED = 11,   /* order of the paired cells (train.paired_fraction) */
+  CLUE_RNG_PERMUTE_UNPAIRED = 12, /* order of the other cells (train.paired_fraction) */
+  CLUE_RNG_PSEUDO = 13    /* whether a cell takes its pseudo-partner (train.pseudo) */
 };
 
 typedef struct clue_rng {

@@ -34,6 +34,7 @@
 _Static_assert(sizeof(clue_likelihood) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(clue_cells) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(clue_on_nan) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(clue_pseudo_method) == sizeof(int), "enums are stored as int");
 
 /* ======================================================================== */
 /* Enum names                                                               */
@@ -45,6 +46,7 @@ static const char *const norm_names[] = {"log1p", "clr", "none", NULL};
 static const char *const opt_names[] = {"rmsprop", "adam", NULL};
 static const char *const cells_names[] = {"all", "train", "test", NULL};
 static const char *const on_nan_names[] = {"stop", "skip", NULL};
+static const char *const pseudo_names[] = {"off", "mnn", "bridge", NULL};
 
 static int names_count(const char *const *names) {
   int n = 0;
@@ -62,6 +64,9 @@ const char *clue_normalize_name(clue_normalize v) { return enum_name(norm_names,
 const char *clue_optimizer_name(clue_optimizer v) { return enum_name(opt_names, (int)v); }
 const char *clue_cells_name(clue_cells v) { return enum_name(cells_names, (int)v); }
 const char *clue_on_nan_name(clue_on_nan v) { return enum_name(on_nan_names, (int)v); }
+const char *clue_pseudo_method_name(clue_pseudo_method v) {
+  return enum_name(pseudo_names, (int)v);
+}
 
 /* ======================================================================== */
 /* The schema                                                               */
@@ -144,6 +149,17 @@ static const key_def cfg_keys[] = {
      "auto: max(ceil(3/lr/bpe), 3)"},
     {"train.val_split", K_REAL, CF(val_split), 0, 1, F_HI_OPEN, NULL,
      "fraction of cells held out for validation"},
+    {"train.paired_fraction", K_REAL, CF(paired_fraction), 0, 1, 0, NULL,
+     "share of each minibatch from cells in 2+ modalities, when others exist (0: off)"},
+    {"train.pseudo.method", K_ENUM, CF(pseudo.method), NONE, 0, pseudo_names,
+     "partners for cells missing a modality: off, mnn (mutual nearest neighbours), bridge"},
+    {"train.pseudo.k", K_INT, CF(pseudo.k), 1, 1000, 0, NULL, "neighbours searched"},
+    {"train.pseudo.weight", K_REAL, CF(pseudo.weight), 0, 1, 0, NULL,
+     "chance a cell is paired with its partner in a minibatch (after the ramp)"},
+    {"train.pseudo.start", K_I64, CF(pseudo.start), 0, BIG, 0, NULL, "step of the first pairing"},
+    {"train.pseudo.every", K_I64, CF(pseudo.every), 1, BIG, 0, NULL, "steps between pairings"},
+    {"train.pseudo.ramp", K_I64, CF(pseudo.ramp), 0, BIG, 0, NULL,
+     "steps over which the chance grows to weight"},
     {"train.seed", K_U64, CF(seed), 0, BIG, 0, NULL, "random seed"},
     {"train.checkpoint_every", K_INT, CF(checkpoint_every), 1, EPOCHS, 0, NULL,
      "epochs between checkpoints"},
@@ -221,6 +237,8 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->patience = CLUE_AUTO;
   cfg->reduce_lr_patience = CLUE_AUTO;
   cfg->val_split = 0.1;
+  cfg->pseudo = (clue_pseudo_config){.method = CLUE_PSEUDO_OFF, .k = 1, .weight = 0.5,
+                                     .start = 200, .every = 200, .ramp = 200};
   cfg->seed = 0;
   cfg->checkpoint_every = 1;
   cfg->checkpoint_seconds = 60;

@@ -185,14 +185,15 @@ static void take_self(clue_work *w, int k, const dec_app *a) {
 }
 
 /* Joint-cross application of decoder k: the joint rows with modality k
- * observed, block k of their joint sample. */
+ * observed, block k of their joint sample, decoded with the batch of the row
+ * of modality k (a pseudo-partner's may differ from the cell's). */
 static void place_joint_cross(const clue_model *m, clue_work *w, const clue_minibatch *mb,
                               const clue_loss_weights *lw, int k, dec_app *a) {
   int K = w->K, d = w->d, Kd = w->Kd, n = 0;
   for (int r = 0; r < mb->n_joint; r++) {
     int ik = mb->joint_row[r * CLUE_K + k];
     if (ik < 0) continue;
-    put_row(a, n++, d, w->sbar_hat + (int64_t)r * Kd + k * d, mb->joint_batch[r],
+    put_row(a, n++, d, w->sbar_hat + (int64_t)r * Kd + k * d, mb->mod[k].batch[ik],
             w->lib[k][(int64_t)ik * K + k], mb->mod[k].trow[ik], w->key[k][ik], r);
   }
   a->n = n;
@@ -251,7 +252,7 @@ static void gen_real_cross(clue_model *m, clue_work *w, const clue_minibatch *mb
       for (int r = 0; r < mb->n_joint; r++) {
         int is = mb->joint_row[r * CLUE_K + src], it = mb->joint_row[r * CLUE_K + t];
         if (is < 0 || it < 0) continue;
-        put_row(a, n++, d, w->shat[src] + (int64_t)is * Kd + t * d, mb->joint_batch[r],
+        put_row(a, n++, d, w->shat[src] + (int64_t)is * Kd + t * d, mb->mod[t].batch[it],
                 w->lib[src][(int64_t)is * K + t], mb->mod[t].trow[it], w->key[t][it], is);
       }
       a->n = n;

@@ -406,6 +406,14 @@ static int write_all(hid_t f, const clue_ckpt *c) {
                      put_arena(b, "buf", &m->buf, c->best.buf);
     if (b >= 0) H5Gclose(b);
   }
+  if (!rc && c->has_pseudo) {
+    hid_t g2 = make_group(f, "pseudo");
+    rc = g2 < 0 ? -1
+                : put_attr_i64(g2, "step", c->pseudo_step) |
+                      put_array(g2, "pairs", H5T_NATIVE_INT64, c->pseudo, 3 * c->n_pseudo,
+                                sizeof(int64_t));
+    if (g2 >= 0) H5Gclose(g2);
+  }
   if (!rc && c->has_optim) {
     hid_t o = make_group(f, "optim");
     rc = o < 0 ? -1
@@ -551,6 +559,32 @@ int clue_ckpt_save(const char *path, const clue_ckpt *c, clue_err *err) {
 
 /* ---- load ---- */
 
+/* /pseudo: the pseudo-partners of a run with train.pseudo. */
+static int get_pseudo(hid_t f, clue_ckpt *c, const char *path, clue_err *err) {
+  hid_t g = H5Gopen2(f, "pseudo", H5P_DEFAULT);
+  if (g < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open group pseudo", path);
+  int rc = CLUE_OK;
+  hssize_t n = -1;
+  if (get_attr_i64(g, "step", &c->pseudo_step) < 0)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: pseudo has no step attribute", path);
+  if (!rc && H5Lexists(g, "pairs", H5P_DEFAULT) > 0) {
+    hid_t ds = H5Dopen2(g, "pairs", H5P_DEFAULT);
+    hid_t sp = ds < 0 ? -1 : H5Dget_space(ds);
+    n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+  }
+  if (!rc && (n < 0 || n % 3 != 0))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: dataset pseudo/pairs is missing or not triples",
+                   path);
+  if (!rc && !(c->pseudo = clue_malloc((size_t)n * sizeof(int64_t) + 1, err))) rc = CLUE_ENOMEM;
+  if (!rc) rc = get_array(g, "pairs", H5T_NATIVE_INT64, c->pseudo, n, sizeof(int64_t), path, err);
+  H5Gclose(g);
+  c->n_pseudo = n / 3;
+  c->has_pseudo = rc == CLUE_OK;
+  return rc;
+}
+
 static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
   int64_t version = 0;
   if (get_attr_i64(f, "format_version", &version))
@@ -602,6 +636,7 @@ static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
     H5Gclose(b);
     if (rc) return rc;
   }
+  if (H5Lexists(f, "pseudo", H5P_DEFAULT) > 0 && (rc = get_pseudo(f, c, path, err))) return rc;
   if (H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
     c->has_optim = true;
     hid_t o = H5Gopen2(f, "optim", H5P_DEFAULT);
@@ -639,6 +674,7 @@ void clue_ckpt_release(clue_ckpt *c) {
     clue_optim_release(&c->opt_disc);
   }
   clue_snapshot_release(&c->best);
+  free(c->pseudo);
   clue_model_free(c->model);
   memset(c, 0, sizeof *c);
 }

@@ -15,24 +15,47 @@ static int64_t local_row(const clue_dataset *d, int64_t c, int k) {
   return d->local_row[(c - d->local_begin) * d->n_mod + k];
 }
 
-static bool is_train(const clue_plan *p, int64_t c) {
+bool clue_plan_is_train(const clue_plan *p, int64_t c) {
   return (int64_t)clue_perm_forward(&p->split, (uint64_t)c) >= p->n_val;
+}
+
+/* Whether training cell c of this rank belongs to a range (see build_range). */
+typedef bool (*cell_test)(const clue_dataset *d, int64_t c, int arg);
+
+static bool has_modality(const clue_dataset *d, int64_t c, int k) {
+  return local_row(d, c, k) >= 0;
+}
+
+/* Group 0: observed in two or more modalities; group 1: the others. */
+static bool in_group(const clue_dataset *d, int64_t c, int g) {
+  int seen = 0;
+  for (int k = 0; k < d->n_mod; k++) seen += local_row(d, c, k) >= 0;
+  return (seen >= 2) == (g == 0);
+}
+
+/* Collective. This rank's training cells passing test(·, arg), ascending, in
+ * *local, and every rank's range of the global list in *begin (n_ranks + 1). */
+static int build_range(clue_plan *p, const clue_dataset *d, cell_test test, int arg,
+                       const clue_comm *comm, int64_t **begin, int64_t **local,
+                       int64_t *n_total, clue_err *err) {
+  int64_t n_local = d->local_end - d->local_begin, n = 0;
+  *local = clue_malloc((size_t)(n_local + 1) * sizeof(int64_t), err);
+  *begin = clue_calloc((size_t)comm->size + 1, sizeof(int64_t), err);
+  int rc = (*local && *begin) ? CLUE_OK : CLUE_ENOMEM;
+  if ((rc = clue_comm_agree(comm, rc, err))) return rc;
+  for (int64_t c = d->local_begin; c < d->local_end; c++)
+    if (test(d, c, arg) && clue_plan_is_train(p, c)) (*local)[n++] = c;
+  MPI_Allgather(&n, 1, MPI_INT64_T, *begin + 1, 1, MPI_INT64_T, comm->comm);
+  for (int r = 0; r < comm->size; r++) (*begin)[r + 1] += (*begin)[r];
+  *n_total = (*begin)[comm->size];
+  return CLUE_OK;
 }
 
 /* This rank's pool of modality k and every rank's pool range. */
 static int build_pool(clue_plan *p, const clue_dataset *d, int k, const clue_comm *comm,
                       clue_err *err) {
-  int64_t n_local = d->local_end - d->local_begin, n = 0;
-  p->local_pool[k] = clue_malloc((size_t)(n_local + 1) * sizeof(int64_t), err);
-  p->pool_begin[k] = clue_calloc((size_t)comm->size + 1, sizeof(int64_t), err);
-  int rc = (p->local_pool[k] && p->pool_begin[k]) ? CLUE_OK : CLUE_ENOMEM;
-  if ((rc = clue_comm_agree(comm, rc, err))) return rc;
-  for (int64_t c = d->local_begin; c < d->local_end; c++)
-    if (local_row(d, c, k) >= 0 && is_train(p, c)) p->local_pool[k][n++] = c;
-  MPI_Allgather(&n, 1, MPI_INT64_T, p->pool_begin[k] + 1, 1, MPI_INT64_T, comm->comm);
-  for (int r = 0; r < comm->size; r++) p->pool_begin[k][r + 1] += p->pool_begin[k][r];
-  p->n_pool[k] = p->pool_begin[k][comm->size];
-  return CLUE_OK;
+  return build_range(p, d, has_modality, k, comm, &p->pool_begin[k], &p->local_pool[k],
+                     &p->n_pool[k], err);
 }
 
 /* Bytes of one packed row of modality k with nnz values: batch code, encoder
@@ -109,7 +132,9 @@ int clue_plan_new(const clue_dataset *d, const clue_inputs *in, int batch_size,
   p->split = clue_perm_make((uint64_t)n, seed, CLUE_RNG_SPLIT, 0);
   p->cells = clue_malloc((size_t)batch_size * sizeof *p->cells, err);
   p->has = clue_malloc((size_t)batch_size * CLUE_K, err);
-  rc = (p->cells && p->has) ? CLUE_OK : CLUE_ENOMEM;
+  p->pseudo_cell = clue_malloc((size_t)batch_size * CLUE_K * sizeof *p->pseudo_cell, err);
+  p->mix = clue_malloc((size_t)batch_size * (1 + 2 * CLUE_K) * sizeof *p->mix, err);
+  rc = (p->cells && p->has && p->pseudo_cell && p->mix) ? CLUE_OK : CLUE_ENOMEM;
   rc = clue_comm_agree(comm, rc, err);
   for (int k = 0; rc == CLUE_OK && k < d->n_mod; k++) rc = build_pool(p, d, k, comm, err);
   if (rc == CLUE_OK) rc = alloc_exchange(p, in, comm, err);
@@ -127,6 +152,12 @@ void clue_plan_free(clue_plan *p) {
     free(p->pool_begin[k]);
     free(p->local_pool[k]);
   }
+  for (int g = 0; g < 2; g++) {
+    free(p->group_begin[g]);
+    free(p->local_group[g]);
+  }
+  free(p->mix);
+  free(p->pseudo_cell);
   free(p->cells);
   free(p->has);
   for (int k = 0; k < CLUE_K; k++) clue_csr_free(p->rows[k]);
@@ -142,7 +173,29 @@ void clue_plan_free(clue_plan *p) {
   free(p);
 }
 
+int clue_plan_mix(clue_plan *p, const clue_dataset *d, double fraction, const clue_comm *comm,
+                  clue_err *err) {
+  if (!(fraction > 0) || p->B < 2) return CLUE_OK;
+  int rc = CLUE_OK;
+  for (int g = 0; g < 2 && !rc; g++)
+    rc = build_range(p, d, in_group, g, comm, &p->group_begin[g], &p->local_group[g],
+                     &p->n_group[g], err);
+  if (rc || p->n_group[0] == 0 || p->n_group[1] == 0) return rc;
+  int64_t paired = llround(fraction * p->B);
+  if (paired < 1) paired = 1;
+  if (paired > p->B - 1) paired = p->B - 1;
+  p->B_group[0] = (int)paired;
+  p->B_group[1] = p->B - (int)paired;
+  p->group_key[0] = p->group_key[1] = UINT64_MAX;
+  return CLUE_OK;
+}
+
 int64_t clue_plan_steps_per_epoch(const clue_plan *p) {
+  if (p->B_group[0] > 0) {
+    int64_t a = p->n_group[0] / p->B_group[0], b = p->n_group[1] / p->B_group[1];
+    int64_t spe = a > b ? a : b;
+    return spe > 0 ? spe : 1;
+  }
   return p->n_train > p->B ? p->n_train / p->B : 1;
 }
 
@@ -177,10 +230,97 @@ static int64_t local_filler(const clue_plan *p, int k, int64_t j) {
   return p->local_pool[k][j - b[p->rank]];
 }
 
+/* Position i of a mixed minibatch: its group (*g) and its index among the
+ * group's positions; the B_group[0] paired positions are spread evenly. */
+static int64_t mix_slot(const clue_plan *p, int64_t i, int *g) {
+  int64_t before = i * p->B_group[0] / p->B, after = (i + 1) * p->B_group[0] / p->B;
+  *g = after > before ? 0 : 1;
+  return *g == 0 ? before : i - before;
+}
+
+/* Entry q of the sequence of group g's cells in an epoch (one keyed order of
+ * the group after another): the global cell if this rank holds it, else −1. */
+static int64_t group_cell(clue_plan *p, int g, int64_t epoch, int64_t q) {
+  int64_t n = p->n_group[g];
+  uint64_t key = ((uint64_t)epoch << 32) | (uint64_t)(q / n);
+  if (p->group_key[g] != key) {
+    uint32_t purpose = g == 0 ? CLUE_RNG_PERMUTE_PAIRED : CLUE_RNG_PERMUTE_UNPAIRED;
+    p->group_order[g] = clue_perm_make((uint64_t)n, p->seed, purpose, key);
+    p->group_key[g] = key;
+  }
+  int64_t j = (int64_t)clue_perm_forward(&p->group_order[g], (uint64_t)(q % n));
+  const int64_t *b = p->group_begin[g];
+  if (j < b[p->rank] || j >= b[p->rank + 1]) return -1;
+  return p->local_group[g][j - b[p->rank]];
+}
+
+void clue_plan_set_pseudo(clue_plan *p, const int64_t *partner, double weight) {
+  p->partner = partner;
+  p->pseudo_w = partner ? weight : 0;
+}
+
+static bool pseudo_on(const clue_plan *p) { return p->partner && p->pseudo_w > 0; }
+
+/* On the rank holding cell c: its partner for modality k if it takes it in this
+ * minibatch, else −1. */
+static int64_t draw_partner(const clue_plan *p, const clue_dataset *d, int64_t epoch,
+                            int64_t step, int64_t c, int k) {
+  int64_t q = p->partner[(c - d->local_begin) * d->n_mod + k];
+  if (q < 0) return -1;
+  clue_rng r = clue_rng_stream(p->seed, CLUE_RNG_PSEUDO, ((uint64_t)epoch << 32) | (uint64_t)step,
+                               (uint64_t)c * CLUE_K + (uint64_t)k);
+  return clue_rng_uniform(&r) < p->pseudo_w ? q : -1;
+}
+
+/* gather_cells for a training minibatch with mixed groups or pseudo-partners:
+ * the rank holding each position's cell names it, its modalities and the
+ * partners it takes, agreed in one allreduce. */
+static int gather_agreed(clue_plan *p, const clue_dataset *d, int64_t epoch, int64_t step,
+                         const clue_comm *comm) {
+  int K = p->n_mod, B = p->B;
+  bool mixed = p->B_group[0] > 0, pseudo = pseudo_on(p);
+  if (!mixed) {
+    int64_t left = p->n_train - step * p->B;
+    B = (int)(left < B ? left : B);
+  }
+  int64_t *m = p->mix, *has = m + B, *partner = has + (int64_t)B * K;
+  for (int i = 0; i < B; i++) {
+    int64_t c;
+    if (mixed) {
+      int g;
+      int64_t slot = mix_slot(p, i, &g);
+      c = group_cell(p, g, epoch, step * p->B_group[g] + slot);
+    } else {
+      c = clue_plan_train_cell(p, epoch, step * p->B + i);
+    }
+    bool mine = c >= d->local_begin && c < d->local_end;
+    m[i] = mine ? c : -1;
+    for (int k = 0; k < K; k++) {
+      has[i * K + k] = mine && local_row(d, c, k) >= 0;
+      partner[i * K + k] = mine && pseudo && !has[i * K + k]
+                               ? draw_partner(p, d, epoch, step, c, k) : -1;
+    }
+  }
+  if (comm->size > 1)
+    MPI_Allreduce(MPI_IN_PLACE, m, B * (1 + 2 * K), MPI_INT64_T, MPI_MAX, comm->comm);
+  for (int i = 0; i < B; i++) {
+    p->cells[i] = m[i];
+    for (int k = 0; k < K; k++) {
+      p->pseudo_cell[i * K + k] = partner[i * K + k];
+      p->has[i * K + k] = has[i * K + k] || partner[i * K + k] >= 0;
+    }
+  }
+  p->pseudo_live = pseudo;
+  return B;
+}
+
 /* Cells of the minibatch and, agreed over ranks, which modalities each has
  * (only the rank holding a cell knows). */
 static int gather_cells(clue_plan *p, const clue_dataset *d, int64_t epoch, int64_t step,
                         int validation, const clue_comm *comm) {
+  p->pseudo_live = false;
+  if (!validation && (p->B_group[0] > 0 || pseudo_on(p)))
+    return gather_agreed(p, d, epoch, step, comm);
   int64_t n = (validation ? p->n_val : p->n_train) - step * p->B;
   if (n > p->B) n = p->B;
   int K = p->n_mod;
@@ -205,8 +345,9 @@ static void find_sources(clue_plan *p, const clue_dataset *d, int64_t epoch, int
       int *src = &p->src[i * K + k];
       int64_t *cell = &p->src_cell[i * K + k];
       if (p->has[i * K + k]) {
-        *src = clue_dataset_owner(d, c);
-        *cell = c;
+        int64_t q = p->pseudo_live ? p->pseudo_cell[i * K + k] : -1;
+        *cell = q >= 0 ? q : c;
+        *src = clue_dataset_owner(d, *cell);
         continue;
       }
       int64_t j = clue_plan_filler_index(p, epoch, c, k);

@@ -18,6 +18,7 @@
 
 #include "clue/gradsum.h"
 #include "clue/prof.h"
+#include "clue/pseudo.h"
 #include "clue/train.h"
 
 typedef struct trainer {
@@ -40,6 +41,7 @@ typedef struct trainer {
   real *buf_backup;       /* (model->buf.n) train.on_nan=skip: BatchNorm statistics
                              before the step, restored when the step is dropped */
   clue_gradsum *gsum;     /* gradient sums over the ranks */
+  clue_pseudo *pseudo;    /* train.pseudo: partners of this rank's cells, or NULL */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -205,6 +207,14 @@ static int setup(trainer *t, clue_err *err) {
   if ((rc = clue_inputs_build(t->ck.prep, t->d, &t->in, err))) return rc;
   rc = clue_plan_new(t->d, &t->in, cfg->batch_size, cfg->val_split, cfg->seed, t->comm,
                      &t->plan, err);
+  if (!rc) rc = clue_plan_mix(t->plan, t->d, cfg->paired_fraction, t->comm, err);
+  if (!rc && cfg->pseudo.method != CLUE_PSEUDO_OFF) {
+    rc = clue_pseudo_new(t->d, &t->pseudo, err);
+    if (!rc && resume && t->ck.has_pseudo)
+      rc = clue_pseudo_set(t->pseudo, t->ck.pseudo, t->ck.n_pseudo, t->d->n_cells,
+                           t->ck.pseudo_step, t->ckpt_path, err);
+    rc = clue_comm_agree(t->comm, rc, err);
+  }
   for (int k = 0; !rc && k < cfg->n_mod; k++)
     if (t->plan->n_pool[k] == 0)
       rc = clue_fail(err, CLUE_EDATA, "no training cell has modality %s", cfg->mod[k].name);
@@ -522,6 +532,11 @@ static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const cl
            "\"cells_per_s\": %.2f, \"ranks\": %d, \"event\": \"%s\", ",
            (long long)epoch, (long long)t->ck.state.step, t->ck.state.lr, seconds, cells_per_s,
            t->comm->size, note);
+  if (t->pseudo) {
+    size_t at = strlen(line);
+    snprintf(line + at, sizeof line - at, "\"pseudo_pairs\": %lld, \"pseudo_weight\": %.4g, ",
+             (long long)t->pseudo->n_pairs, t->plan->pseudo_w);
+  }
   json_losses(line, sizeof line, "train", tr, cfg);
   if (has_val) {
     strncat(line, ", ", sizeof line - strlen(line) - 1);
@@ -564,8 +579,24 @@ static bool after_epoch(trainer *t, int64_t epoch, double monitored, char *note,
   return t->cfg->early_stopping && st->bad_epochs >= t->sch.patience;
 }
 
+/* Collective. The pseudo-partners into the checkpoint rank 0 writes. */
+static int pseudo_to_ckpt(trainer *t, clue_err *err) {
+  clue_ckpt *ck = &t->ck;
+  if (!t->pseudo || t->pseudo->step < 0) return CLUE_OK;
+  int64_t *triples = NULL, n = 0;
+  int rc = clue_pseudo_gather(t->pseudo, t->comm, &triples, &n, err);
+  if (rc) return rc;
+  free(ck->pseudo);
+  ck->pseudo = triples;
+  ck->n_pseudo = n;
+  ck->pseudo_step = t->pseudo->step;
+  ck->has_pseudo = true;
+  return CLUE_OK;
+}
+
 static int save_checkpoint(trainer *t, clue_err *err) {
-  int rc = CLUE_OK;
+  int rc = pseudo_to_ckpt(t, err);
+  if (rc) return rc;
   t->last_checkpoint = now_seconds();
   clue_train_gather_state(t->gsum, t->ck.model, &t->ck.opt_disc, &t->ck.opt_gen);
   if (t->comm->rank == 0) rc = clue_ckpt_save(t->ckpt_path, &t->ck, err);
@@ -591,6 +622,26 @@ static int numeric_stop(const trainer *t, clue_err *err) {
 
 /* ---- the loop ---- */
 
+/* Collective. train.pseudo: pairs the cells anew when due, and gives the plan
+ * the partners with this step's chance of taking them. */
+static int pseudo_tick(trainer *t, clue_err *err) {
+  const clue_pseudo_config *c = &t->cfg->pseudo;
+  clue_pseudo *ps = t->pseudo;
+  int64_t step = t->ck.state.step;
+  if (!ps) return CLUE_OK;
+  if (step >= c->start && (ps->step < 0 || step - ps->step >= c->every)) {
+    double t0 = now_seconds();
+    int rc = clue_pseudo_refresh(ps, c, t->ck.model, t->work, t->d, &t->in, t->plan, step,
+                                 t->comm, err);
+    if (rc) return clue_err_prefix(err, "pseudo-pairs at step %lld", (long long)step);
+    say(t, "step %lld: %lld of %lld missing modalities of training cells have a partner "
+           "(%s, k = %d; %.2f s)\n", (long long)step, (long long)ps->n_pairs,
+        (long long)ps->n_wanting, clue_pseudo_method_name(c->method), c->k, now_seconds() - t0);
+  }
+  clue_plan_set_pseudo(t->plan, ps->partner, clue_pseudo_weight(c, c->start, step));
+  return CLUE_OK;
+}
+
 static bool out_of_steps(const trainer *t) {
   return t->cfg->max_steps > 0 && t->ck.state.step >= t->cfg->max_steps;
 }
@@ -604,7 +655,9 @@ static int run_epoch(trainer *t, int64_t epoch, clue_err *err) {
     MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, t->comm->comm);
     if (stop) return CLUE_EINTERRUPTED;
     clue_losses l;
-    int rc = train_step(t, epoch, s, &l, err);
+    int rc = pseudo_tick(t, err);
+    if (rc) return rc;
+    rc = train_step(t, epoch, s, &l, err);
     if (rc == CLUE_ENUMERIC && t->cfg->on_nan == CLUE_NAN_SKIP) {
       skip_step(t, epoch, err);
       continue;
@@ -680,6 +733,7 @@ static void restore_best(trainer *t) {
 
 static void teardown(trainer *t) {
   clue_gradsum_free(t->gsum);
+  clue_pseudo_free(t->pseudo);
   free(t->buf_backup);
   clue_minibatch_free(t->mb);
   clue_work_free(t->work);
