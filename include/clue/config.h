@@ -37,6 +37,8 @@ typedef struct clue_pseudo_config {
   int64_t start;    /* step of the first pairing, default 200 */
   int64_t every;    /* steps between pairings, default 200 */
   int64_t ramp;     /* steps over which the chance grows from 0 to weight, default 200 */
+  int64_t max_cells; /* cells searched per set and pairing, a keyed random draw
+                        when more (default 50,000: the search is quadratic) */
 } clue_pseudo_config;
 
 /* data.modalities.<name> */

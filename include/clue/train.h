@@ -64,8 +64,14 @@ int clue_train_split_grads(clue_gradsum *gs, clue_model *m, clue_work *w, clue_e
 void clue_train_gather_state(clue_gradsum *gs, clue_model *m, clue_optim *opt_disc,
                              clue_optim *opt_gen);
 
-/* Resolves the auto settings for n_cells training rows. */
+/* Resolves the auto settings for n_cells training rows (batches per epoch:
+ * n_cells · (1 − val_split) / batch_size, the method's). */
 void clue_schedule_resolve(const clue_config *cfg, int64_t n_cells, clue_schedule *s);
+
+/* The same for epochs of a known number of minibatches (mixed minibatches:
+ * clue_plan_steps_per_epoch), so that the auto settings keep their length in
+ * steps. */
+void clue_schedule_resolve_bpe(const clue_config *cfg, double bpe, clue_schedule *s);
 
 /* Collective. The whole of `clue train`. Returns CLUE_EINTERRUPTED after writing
  * a checkpoint when a rank received SIGTERM or SIGUSR1. */

@@ -160,6 +160,8 @@ static const key_def cfg_keys[] = {
     {"train.pseudo.every", K_I64, CF(pseudo.every), 1, BIG, 0, NULL, "steps between pairings"},
     {"train.pseudo.ramp", K_I64, CF(pseudo.ramp), 0, BIG, 0, NULL,
      "steps over which the chance grows to weight"},
+    {"train.pseudo.max_cells", K_I64, CF(pseudo.max_cells), 1, BIG, 0, NULL,
+     "cells searched per set and pairing (a random draw when more)"},
     {"train.seed", K_U64, CF(seed), 0, BIG, 0, NULL, "random seed"},
     {"train.checkpoint_every", K_INT, CF(checkpoint_every), 1, EPOCHS, 0, NULL,
      "epochs between checkpoints"},
@@ -238,7 +240,8 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->reduce_lr_patience = CLUE_AUTO;
   cfg->val_split = 0.1;
   cfg->pseudo = (clue_pseudo_config){.method = CLUE_PSEUDO_OFF, .k = 1, .weight = 0.5,
-                                     .start = 200, .every = 200, .ramp = 200};
+                                     .start = 200, .every = 200, .ramp = 200,
+                                     .max_cells = 50000};
   cfg->seed = 0;
   cfg->checkpoint_every = 1;
   cfg->checkpoint_seconds = 60;

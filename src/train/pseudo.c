@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clue/knn.h"
+#include "clue/rng.h"
 
 int clue_pseudo_new(const clue_dataset *d, clue_pseudo **out, clue_err *err) {
   *out = NULL;
@@ -117,24 +118,52 @@ static int64_t row_of(const clue_dataset *d, int64_t c, int k) {
   return d->local_row[(c - d->local_begin) * d->n_mod + k];
 }
 
-/* Collective. Fills s (see cell_set). */
+/* Which cells a set takes: observed in `from`, and in `other` or not. */
+typedef struct set_rule {
+  int from, other;
+  bool with_other;
+  int64_t max_cells; /* above this many, a keyed draw of about max_cells */
+  uint64_t seed, draw; /* key of the draw (seed, step of the pairing) */
+} set_rule;
+
+/* Collective. This rank's cells of the rule into s->cell (ascending), s->n. */
+static void select_cells(const clue_dataset *d, const clue_plan *p, const set_rule *q,
+                         const clue_comm *comm, cell_set *s) {
+  int64_t n = 0;
+  for (int64_t c = d->local_begin; c < d->local_end; c++)
+    if (clue_plan_is_train(p, c) && row_of(d, c, q->from) >= 0 &&
+        (row_of(d, c, q->other) >= 0) == q->with_other)
+      s->cell[n++] = c;
+  int64_t total = n;
+  clue_comm_sum_int64(comm, &total, 1);
+  if (total > q->max_cells) { /* the same draw on any number of ranks */
+    double keep = (double)q->max_cells / (double)total;
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; i++) {
+      clue_rng r = clue_rng_stream(q->seed, CLUE_RNG_PSEUDO, q->draw, (uint64_t)s->cell[i]);
+      if (clue_rng_uniform(&r) < keep) s->cell[kept++] = s->cell[i];
+    }
+    n = kept;
+  }
+  s->n = n;
+}
+
+/* Collective. Fills s (see cell_set) with the cells of rule q. */
 static int embed_set(const clue_model *m, clue_work *w, const clue_dataset *d,
-                     const clue_inputs *in, const clue_plan *p, int from, int other,
-                     bool with_other, const clue_comm *comm, cell_set *s, clue_err *err) {
+                     const clue_inputs *in, const clue_plan *p, const set_rule *q,
+                     const clue_comm *comm, cell_set *s, clue_err *err) {
   memset(s, 0, sizeof *s);
-  int64_t n_local = d->local_end - d->local_begin, n = 0;
-  int R = in->enc_in[from], Kd = m->spec.n_mod * m->spec.latent_dim;
+  int64_t n_local = d->local_end - d->local_begin;
+  int from = q->from, R = in->enc_in[from], Kd = m->spec.n_mod * m->spec.latent_dim;
   s->cell = clue_malloc((size_t)(n_local + 1) * sizeof *s->cell, err);
   s->begin = clue_calloc((size_t)comm->size + 1, sizeof *s->begin, err);
-  int rc = s->cell && s->begin ? CLUE_OK : CLUE_ENOMEM;
-  for (int64_t c = d->local_begin; !rc && c < d->local_end; c++)
-    if (clue_plan_is_train(p, c) && row_of(d, c, from) >= 0 &&
-        (row_of(d, c, other) >= 0) == with_other)
-      s->cell[n++] = c;
-  s->n = n;
-  real *x = rc ? NULL : clue_malloc((size_t)(n * R + 1) * sizeof *x, err);
-  s->x = rc ? NULL : clue_malloc((size_t)(n * Kd + 1) * sizeof *s->x, err);
-  if (!rc && (!x || !s->x)) rc = CLUE_ENOMEM;
+  int rc = clue_comm_agree(comm, s->cell && s->begin ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc) return rc;
+  select_cells(d, p, q, comm, s);
+  int64_t n = s->n;
+  real *x = clue_malloc((size_t)(n * R + 1) * sizeof *x, err);
+  s->x = clue_malloc((size_t)(n * Kd + 1) * sizeof *s->x, err);
+  if (!x || !s->x) rc = CLUE_ENOMEM;
   for (int64_t i = 0; !rc && i < n; i++) {
     const float *src = in->enc[from] + row_of(d, s->cell[i], from) * R;
     for (int j = 0; j < R; j++) x[i * R + j] = (real)src[j];
@@ -248,8 +277,12 @@ int clue_pseudo_refresh(clue_pseudo *ps, const clue_pseudo_config *cfg, const cl
     for (int b = mnn ? a + 1 : 0; b < K && !rc; b++) {
       if (a == b) continue;
       cell_set q, r;
-      rc = embed_set(m, w, d, in, p, a, b, false, comm, &q, err);
-      if (!rc) rc = embed_set(m, w, d, in, p, mnn ? b : a, mnn ? a : b, !mnn, comm, &r, err);
+      set_rule rq = {.from = a, .other = b, .with_other = false, .max_cells = cfg->max_cells,
+                     .seed = p->seed, .draw = (uint64_t)step};
+      set_rule rr = {.from = mnn ? b : a, .other = mnn ? a : b, .with_other = !mnn,
+                     .max_cells = cfg->max_cells, .seed = p->seed, .draw = (uint64_t)step};
+      rc = embed_set(m, w, d, in, p, &rq, comm, &q, err);
+      if (!rc) rc = embed_set(m, w, d, in, p, &rr, comm, &r, err);
       if (!rc && q.begin[comm->size] > 0 && r.begin[comm->size] > 0)
         rc = match_sets(ps, &q, &r, cfg->k, b, mnn ? a : -1, dim, comm, err);
       cell_set_free(&q);

@@ -11,7 +11,10 @@ static int64_t auto_epochs(double progress, double lr, double bpe) {
 }
 
 void clue_schedule_resolve(const clue_config *cfg, int64_t n_cells, clue_schedule *s) {
-  double bpe = (double)n_cells * (1 - cfg->val_split) / cfg->batch_size;
+  clue_schedule_resolve_bpe(cfg, (double)n_cells * (1 - cfg->val_split) / cfg->batch_size, s);
+}
+
+void clue_schedule_resolve_bpe(const clue_config *cfg, double bpe, clue_schedule *s) {
   if (bpe <= 0) bpe = 1;
   s->batches_per_epoch = bpe;
   s->align_burnin = cfg->align_burnin >= 0 ? cfg->align_burnin : auto_epochs(12, cfg->lr, bpe);

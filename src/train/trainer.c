@@ -227,7 +227,10 @@ static int setup(trainer *t, clue_err *err) {
   if (!rc) rc = clue_work_split_encoders(t->work, t->ck.model, t->comm, B, err);
   if (rc) return rc;
   clue_loss_weights_from_config(cfg, &t->lw);
-  clue_schedule_resolve(cfg, t->d->n_cells, &t->sch);
+  if (t->plan->B_group[0] > 0) /* mixed minibatches: epochs of the plan's length */
+    clue_schedule_resolve_bpe(cfg, (double)clue_plan_steps_per_epoch(t->plan), &t->sch);
+  else
+    clue_schedule_resolve(cfg, t->d->n_cells, &t->sch);
   if (!t->ck.has_best && (rc = clue_snapshot_alloc(&t->ck.best, t->ck.model, err))) return rc;
   t->ckpt_step = resume ? t->ck.state.step : -1;
   if (cfg->on_nan == CLUE_NAN_SKIP &&
