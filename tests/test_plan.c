@@ -50,20 +50,6 @@ static int cmp_rec(const void *a, const void *b) {
   return 0;
 }
 
-static clue_config plan_config(void) {
-  clue_config cfg;
-  clue_config_defaults(&cfg);
-  const char *names[2] = {"rna", "adt"}, *files[2] = {"pair_rna.h5ad", "pair_adt.h5ad"};
-  for (int k = 0; k < 2; k++) {
-    clue_modality_config *m = &cfg.mod[cfg.n_mod++];
-    snprintf(m->name, sizeof m->name, "%s", names[k]);
-    snprintf(m->file, sizeof m->file, "%s", tu_fixture(files[k]));
-    snprintf(m->layer, sizeof m->layer, "X");
-    m->likelihood = CLUE_LIK_NB;
-  }
-  snprintf(cfg.batch_key, sizeof cfg.batch_key, "batch");
-  return cfg;
-}
 
 /* Inputs whose encoder value of each row is its global cell (targets: the
  * shard's counts). */
@@ -108,7 +94,7 @@ static int64_t test_partner(const clue_dataset *all, const clue_plan *p, int64_t
   return -1;
 }
 
-/* The dataset of plan_config on this process alone (every cell local). */
+/* The dataset of tu_pair_config on this process alone (every cell local). */
 static clue_dataset *load_alone(void);
 
 /* Partners of d's local cells (test_partner), malloc'd. */
@@ -173,7 +159,7 @@ static rows plan_rows(const clue_dataset *d, const clue_comm *comm, const plan_m
 }
 
 static clue_dataset *load_alone(void) {
-  clue_config cfg = plan_config();
+  clue_config cfg = tu_pair_config();
   clue_comm self = clue_comm_self();
   clue_err err;
   clue_dataset *d = NULL;
@@ -312,7 +298,7 @@ static void check_reference(const rows *r, const clue_dataset *d, const plan_mod
  * which passes check_reference. */
 static void same_on_any_ranks(const plan_mode *mode) {
   if (!tu_h5ad_fixtures()) skip();
-  clue_config cfg = plan_config();
+  clue_config cfg = tu_pair_config();
   clue_comm world = tu_world(), self = clue_comm_self();
   clue_err err;
   clue_dataset *d = NULL;

@@ -22,19 +22,6 @@
 #define R_IN 6  /* encoder input width */
 #define SEED 5
 
-static clue_config fixture_config(void) {
-  clue_config cfg;
-  clue_config_defaults(&cfg);
-  const char *names[2] = {"rna", "adt"}, *files[2] = {"pair_rna.h5ad", "pair_adt.h5ad"};
-  for (int k = 0; k < 2; k++) {
-    clue_modality_config *m = &cfg.mod[cfg.n_mod++];
-    snprintf(m->name, sizeof m->name, "%s", names[k]);
-    snprintf(m->file, sizeof m->file, "%s", tu_fixture(files[k]));
-    snprintf(m->layer, sizeof m->layer, "X");
-  }
-  return cfg;
-}
-
 /* The encoder input of cell c in modality k: a fixed function of (c, k). */
 static float input_of(int64_t c, int k, int j) {
   return (float)sin(0.7 * (double)c + 1.3 * j + 2.1 * k) + (float)(c % 3) * 0.25f;
@@ -71,7 +58,7 @@ static clue_model *make_model(const clue_dataset *d) {
 
 /* (cell, modality, partner) triples on rank 0 after a refresh with cfg. */
 static int64_t *partners(const clue_pseudo_config *cfg, const clue_comm *comm, int64_t *n) {
-  clue_config c = fixture_config();
+  clue_config c = tu_pair_config();
   clue_err err;
   clue_dataset *d = NULL;
   TU_OK(clue_dataset_load(&c, CLUE_CELLS_ALL, comm, &d, &err), &err);
@@ -109,7 +96,7 @@ typedef struct reference {
 
 static reference reference_new(void) {
   reference r = {0};
-  clue_config c = fixture_config();
+  clue_config c = tu_pair_config();
   clue_comm self = clue_comm_self();
   clue_err err;
   TU_OK(clue_dataset_load(&c, CLUE_CELLS_ALL, &self, &r.d, &err), &err);
@@ -277,7 +264,7 @@ static void test_set_round_trip(void **state) {
   MPI_Bcast(&n, 1, MPI_INT64_T, 0, world.comm);
   if (world.rank != 0) t = malloc((size_t)(3 * n + 1) * sizeof *t);
   MPI_Bcast(t, (int)(3 * n), MPI_INT64_T, 0, world.comm);
-  clue_config c = fixture_config();
+  clue_config c = tu_pair_config();
   clue_err err;
   clue_dataset *d = NULL;
   TU_OK(clue_dataset_load(&c, CLUE_CELLS_ALL, &world, &d, &err), &err);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "clue/comm.h"
+#include "clue/config.h"
 #include "testutil.h"
 
 #define TU_N_OBS 40
@@ -84,6 +85,23 @@ static inline const char *tu_fixture(const char *name) {
   next = (next + 1) % 8;
   snprintf(p, 4096, "%s/%s", tu_h5ad_fixtures(), name);
   return p;
+}
+
+/* A config of the pairing fixtures: modalities rna (pair_rna.h5ad, cells
+ * c00..c29) and adt (pair_adt.h5ad, c39..c10), NB, batch_key "batch". */
+static inline clue_config tu_pair_config(void) {
+  clue_config cfg;
+  clue_config_defaults(&cfg);
+  const char *names[2] = {"rna", "adt"}, *files[2] = {"pair_rna.h5ad", "pair_adt.h5ad"};
+  for (int k = 0; k < 2; k++) {
+    clue_modality_config *m = &cfg.mod[cfg.n_mod++];
+    snprintf(m->name, sizeof m->name, "%s", names[k]);
+    snprintf(m->file, sizeof m->file, "%s", tu_fixture(files[k]));
+    snprintf(m->layer, sizeof m->layer, "X");
+    m->likelihood = CLUE_LIK_NB;
+  }
+  snprintf(cfg.batch_key, sizeof cfg.batch_key, "batch");
+  return cfg;
 }
 
 #endif

@@ -23,23 +23,10 @@ bin="${CLUE_BIN:-$CLUE_ROOT/build/clue}"
 [ -x "$bin" ] || clue_build "$CLUE_ROOT/build"
 cores=$(nproc)
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-flags=()
-[ "$np" -gt "$cores" ] && flags+=(--oversubscribe)
+CLUE_MPIRUN_FLAGS=()
+[ "$np" -gt "$cores" ] && CLUE_MPIRUN_FLAGS+=(--oversubscribe)
 rm -rf "$out"; mkdir -p "$out"
-timed() { # LABEL CMD...: runs CMD under mpirun, prints its wall time and peak RSS per rank
-  local label="$1"; shift
-  local t0 t1
-  t0=$(date +%s.%N)
-  mpirun "${flags[@]}" -np "$np" sh -c \
-    'exec /usr/bin/time -f %M -o "$0/rss.${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-0}}" "$@"' \
-    "$out" "$@" >"$out/$label.txt" 2>&1 || { cat "$out/$label.txt"; echo "scale_run.sh: $label failed" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  local lo hi
-  lo=$(cat "$out"/rss.* | sort -n | head -1); hi=$(cat "$out"/rss.* | sort -n | tail -1)
-  rm -f "$out"/rss.*
-  printf '%-9s %7.1f s   peak RSS per rank %d..%d MB\n' "$label" \
-    "$(echo "$t1 - $t0" | bc -l)" $((lo / 1024)) $((hi / 1024))
-}
+timed() { clue_timed "$out" "$np" "$@" || exit 1; }
 echo "scale run: $cells cells, $np ranks on $cores cores, $steps training steps, in $out"
 timed simulate "$bin" simulate --cells "$cells" --rna 2000 --adt 134 --out "$out/data" --quiet
 cat >"$out/run.yaml" <<EOF

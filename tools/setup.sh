@@ -46,6 +46,24 @@ clue_build() {
   fi
 }
 
+# clue_timed DIR NP LABEL CMD...: runs CMD on NP ranks under mpirun (extra
+# mpirun flags in the array CLUE_MPIRUN_FLAGS), its output in DIR/LABEL.txt;
+# prints the wall time and the lowest and highest peak RSS of its ranks.
+clue_timed() {
+  local dir="$1" np="$2" label="$3"; shift 3
+  local t0 t1 lo hi
+  t0=$(date +%s.%N)
+  mpirun ${CLUE_MPIRUN_FLAGS[@]+"${CLUE_MPIRUN_FLAGS[@]}"} -np "$np" sh -c \
+    'exec /usr/bin/time -f %M -o "$0/rss.${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-0}}" "$@"' \
+    "$dir" "$@" >"$dir/$label.txt" 2>&1 ||
+    { tail -5 "$dir/$label.txt"; echo "$label failed (log: $dir/$label.txt)" >&2; return 1; }
+  t1=$(date +%s.%N)
+  lo=$(cat "$dir"/rss.* | sort -n | head -1); hi=$(cat "$dir"/rss.* | sort -n | tail -1)
+  rm -f "$dir"/rss.*
+  printf '%-9s %8.1f s   peak RSS per rank %d..%d MB\n' "$label" \
+    "$(echo "$t1 - $t0" | bc -l)" $((lo / 1024)) $((hi / 1024))
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   clue_install_packages
   dir="${1:-$CLUE_ROOT/build}"

@@ -30,12 +30,13 @@ typedef enum { CLUE_PSEUDO_OFF = 0, CLUE_PSEUDO_MNN, CLUE_PSEUDO_BRIDGE } clue_p
 
 /* train.pseudo: partners for cells missing a modality (see pseudo.h) */
 typedef struct clue_pseudo_config {
-  clue_pseudo_method method; /* off (default) | mnn | bridge */
-  int k;            /* neighbours searched (mnn: mutual within k), default 1 */
+  clue_pseudo_method method; /* off | mnn (default) | bridge */
+  int k;            /* neighbours searched (mnn: mutual within k), default 5 */
   double weight;    /* chance a partnered cell is paired with its partner in a
                        minibatch once ramped up, default 0.5 */
   int64_t start;    /* step of the first pairing, default 200 */
-  int64_t every;    /* steps between pairings, default 200 */
+  int every;        /* steps between pairings; CLUE_AUTO (default):
+                       max(200, ⌈steps per epoch / 4⌉) */
   int64_t ramp;     /* steps over which the chance grows from 0 to weight, default 200 */
   int64_t max_cells; /* cells searched per set and pairing, a keyed random draw
                         when more (default 50,000: the search is quadratic) */
@@ -102,7 +103,7 @@ typedef struct clue_config {
   int reduce_lr_patience;  /* CLUE_AUTO */
   double val_split;        /* 0.1 */
   double paired_fraction;  /* share of each minibatch from cells observed in ≥ 2
-                              modalities when some cells are not (0: off) */
+                              modalities when some cells are not (0: off), 0.5 */
   clue_pseudo_config pseudo; /* train.pseudo */
   uint64_t seed;           /* 0 */
   int checkpoint_every;    /* epochs between checkpoints, 1 */

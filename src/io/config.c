@@ -157,7 +157,8 @@ static const key_def cfg_keys[] = {
     {"train.pseudo.weight", K_REAL, CF(pseudo.weight), 0, 1, 0, NULL,
      "chance a cell is paired with its partner in a minibatch (after the ramp)"},
     {"train.pseudo.start", K_I64, CF(pseudo.start), 0, BIG, 0, NULL, "step of the first pairing"},
-    {"train.pseudo.every", K_I64, CF(pseudo.every), 1, BIG, 0, NULL, "steps between pairings"},
+    {"train.pseudo.every", K_INT, CF(pseudo.every), 1, INT32_MAX, F_AUTO, NULL,
+     "steps between pairings; auto: max(200, ceil(steps per epoch / 4))"},
     {"train.pseudo.ramp", K_I64, CF(pseudo.ramp), 0, BIG, 0, NULL,
      "steps over which the chance grows to weight"},
     {"train.pseudo.max_cells", K_I64, CF(pseudo.max_cells), 1, BIG, 0, NULL,
@@ -239,8 +240,9 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->patience = CLUE_AUTO;
   cfg->reduce_lr_patience = CLUE_AUTO;
   cfg->val_split = 0.1;
-  cfg->pseudo = (clue_pseudo_config){.method = CLUE_PSEUDO_OFF, .k = 1, .weight = 0.5,
-                                     .start = 200, .every = 200, .ramp = 200,
+  cfg->paired_fraction = 0.5;
+  cfg->pseudo = (clue_pseudo_config){.method = CLUE_PSEUDO_MNN, .k = 5, .weight = 0.5,
+                                     .start = 200, .every = CLUE_AUTO, .ramp = 200,
                                      .max_cells = 50000};
   cfg->seed = 0;
   cfg->checkpoint_every = 1;

@@ -181,6 +181,23 @@ static void remove_stale_temporaries(const trainer *t) {
   closedir(d);
 }
 
+/* Collective. Training cells that miss a modality (0: fully paired data,
+ * where pseudo-partners have nothing to do). */
+static int64_t missing_modalities(const trainer *t) {
+  const clue_dataset *d = t->d;
+  int64_t n = 0;
+  for (int64_t c = d->local_begin; c < d->local_end; c++) {
+    if (!clue_plan_is_train(t->plan, c)) continue;
+    for (int k = 0; k < d->n_mod; k++)
+      if (d->local_row[(c - d->local_begin) * d->n_mod + k] < 0) {
+        n++;
+        break;
+      }
+  }
+  clue_comm_sum_int64(t->comm, &n, 1);
+  return n;
+}
+
 static int setup(trainer *t, clue_err *err) {
   const clue_config *cfg = t->cfg;
   int rc = clue_dataset_load(cfg, CLUE_CELLS_TRAIN, t->comm, &t->d, err);
@@ -208,7 +225,7 @@ static int setup(trainer *t, clue_err *err) {
   rc = clue_plan_new(t->d, &t->in, cfg->batch_size, cfg->val_split, cfg->seed, t->comm,
                      &t->plan, err);
   if (!rc) rc = clue_plan_mix(t->plan, t->d, cfg->paired_fraction, t->comm, err);
-  if (!rc && cfg->pseudo.method != CLUE_PSEUDO_OFF) {
+  if (!rc && cfg->pseudo.method != CLUE_PSEUDO_OFF && missing_modalities(t) > 0) {
     rc = clue_pseudo_new(t->d, &t->pseudo, err);
     if (!rc && resume && t->ck.has_pseudo)
       rc = clue_pseudo_set(t->pseudo, t->ck.pseudo, t->ck.n_pseudo, t->d->n_cells,
@@ -632,7 +649,9 @@ static int pseudo_tick(trainer *t, clue_err *err) {
   clue_pseudo *ps = t->pseudo;
   int64_t step = t->ck.state.step;
   if (!ps) return CLUE_OK;
-  if (step >= c->start && (ps->step < 0 || step - ps->step >= c->every)) {
+  int64_t spe = clue_plan_steps_per_epoch(t->plan), quarter = (spe + 3) / 4;
+  int64_t every = c->every != CLUE_AUTO ? c->every : quarter > 200 ? quarter : 200;
+  if (step >= c->start && (ps->step < 0 || step - ps->step >= every)) {
     double t0 = now_seconds();
     int rc = clue_pseudo_refresh(ps, c, t->ck.model, t->work, t->d, &t->in, t->plan, step,
                                  t->comm, err);
