@@ -20,6 +20,7 @@ int cli_match(int argc, char **argv, const clue_comm *comm);
 int cli_eval(int argc, char **argv, const clue_comm *comm);
 int cli_simulate(int argc, char **argv, const clue_comm *comm);
 int cli_info(int argc, char **argv, const clue_comm *comm);
+int cli_transfer(int argc, char **argv, const clue_comm *comm);
 
 /* ---- shared by the commands (src/cli/common.c) ---- */
 
@@ -56,6 +57,12 @@ int cli_setup_runtime(const clue_comm *comm, int *threads, clue_err *err);
  * categorical, numeric, bool and string column); rank 0 reads, every rank calls. */
 int cli_copy_obs(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int64_t n,
                  const clue_comm *comm, clue_err *err);
+
+/* Collective. cli_copy_obs with further columns after the input's (rank 0's
+ * `extra`, each of n rows; an input column of the same name is left out). */
+int cli_copy_obs_extra(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int64_t n,
+                       h5ad_column *const *extra, int n_extra, const clue_comm *comm,
+                       clue_err *err);
 
 /* Makes a relative path absolute against the current folder (in place). */
 void cli_absolute_path(char *path, size_t size);

@@ -74,16 +74,35 @@ static int read_selected(h5ad_file *src, const int64_t *rows, int64_t n,
   return rc;
 }
 
-int cli_copy_obs(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int64_t n,
-                 const clue_comm *comm, clue_err *err) {
+int cli_copy_obs_extra(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int64_t n,
+                       h5ad_column *const *extra, int n_extra, const clue_comm *comm,
+                       clue_err *err) {
   clue_strings *names = NULL;
   h5ad_column **cols = NULL;
   int n_cols = 0, rc = CLUE_OK;
   if (comm->rank == 0) rc = read_selected(src, rows, n, &names, &cols, &n_cols, err);
+  h5ad_column **all = NULL;
+  int n_all = 0;
+  if (comm->rank == 0 && rc == CLUE_OK) { /* the input's columns, then the new ones */
+    all = clue_calloc((size_t)(n_cols + n_extra) + 1, sizeof *all, err);
+    if (!all) rc = CLUE_ENOMEM;
+    for (int j = 0; all && j < n_cols; j++) {
+      bool replaced = false;
+      for (int e = 0; e < n_extra; e++) replaced |= !strcmp(cols[j]->name, extra[e]->name);
+      if (!replaced) all[n_all++] = cols[j];
+    }
+    for (int e = 0; all && e < n_extra; e++) all[n_all++] = extra[e];
+  }
   rc = clue_comm_agree(comm, rc, err);
-  if (rc == CLUE_OK) rc = h5ad_writer_obs(w, names, cols, n_cols, err);
+  if (rc == CLUE_OK) rc = h5ad_writer_obs(w, names, all, n_all, err);
   for (int j = 0; j < n_cols; j++) h5ad_column_free(cols[j]);
   free(cols);
+  free(all);
   clue_strings_free(names);
   return rc;
+}
+
+int cli_copy_obs(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int64_t n,
+                 const clue_comm *comm, clue_err *err) {
+  return cli_copy_obs_extra(w, src, rows, n, NULL, 0, comm, err);
 }
