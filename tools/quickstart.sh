@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/quickstart.sh — the main job, from a fresh Debian machine: installs what
 # is missing, builds clue, trains on 2 MPI ranks on the default data, embeds the
-# held-out test cells from each modality alone, evaluates them, prints the
-# metrics and where everything is.
+# held-out test cells from each modality alone, evaluates them, carries the
+# cell types of the RNA training cells over to the ADT test cells (clue
+# transfer), prints the metrics and where everything is.
 #   Default data: ../shared/data/bmmc_cite_600 (CITE-seq, human bone marrow, NeurIPS
 #   2021 competition data) when it exists; otherwise a paired RNA+ADT set of the
 #   same shape made on the spot by `clue simulate`.
@@ -49,9 +50,16 @@ mpirun -np "$np" "$clue" embed --checkpoint "$out/run/checkpoint.h5" --out "$out
 echo "== clue eval"
 mpirun -np "$np" "$clue" eval "$out/embed/rna.h5ad" "$out/embed/adt.h5ad" --json "$out/eval.json"
 
+echo "== clue transfer (cell types of the RNA training cells -> the ADT test cells)"
+mpirun -np "$np" "$clue" embed --checkpoint "$out/run/checkpoint.h5" --out "$out/embed_train" \
+  --cells train > /dev/null
+mpirun -np "$np" "$clue" transfer "$out/embed_train/rna.h5ad" "$out/embed/adt.h5ad" \
+  --label cell_type --out "$out/transfer.h5ad"
+
 cat <<MSG
 == outputs
   run folder     $out/run   (config.yaml, log.jsonl, checkpoint.h5)
   embeddings     $out/embed/rna.h5ad, $out/embed/adt.h5ad   (obsm['X_clue'])
   metrics        $out/eval.json
+  labels         $out/transfer.h5ad   (obs cell_type_pred, cell_type_conf)
 MSG
