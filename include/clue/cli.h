@@ -21,6 +21,7 @@ int cli_eval(int argc, char **argv, const clue_comm *comm);
 int cli_simulate(int argc, char **argv, const clue_comm *comm);
 int cli_info(int argc, char **argv, const clue_comm *comm);
 int cli_transfer(int argc, char **argv, const clue_comm *comm);
+int cli_predict(int argc, char **argv, const clue_comm *comm);
 
 /* ---- shared by the commands (src/cli/common.c) ---- */
 

@@ -57,6 +57,14 @@ int h5ad_writer_x_csr(h5ad_writer *w, int64_t row_begin, const clue_csr *local,
 int h5ad_writer_x_csr_append(h5ad_writer *w, int64_t row_begin, const clue_csr *local,
                              clue_err *err);
 
+/* Collective. Writes X as a dense float32 array (n_obs × n_vars) in rounds:
+ * this rank provides rows [row_begin, row_begin + n_local) (row-major, n_vars
+ * values each; n_local may be 0); the ranks' rows must not overlap within a
+ * call nor with earlier calls, and cover all n_obs rows by commit. Not with
+ * the csr writers. */
+int h5ad_writer_x_dense(h5ad_writer *w, int64_t row_begin, int64_t n_local, const float *local,
+                        clue_err *err);
+
 /* Collective. Writes uns/<key> as a string scalar (for provenance: command, version). */
 int h5ad_writer_uns_string(h5ad_writer *w, const char *key, const char *value,
                            clue_err *err);

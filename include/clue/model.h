@@ -239,4 +239,21 @@ int clue_model_g_step(clue_model *m, clue_work *w, const clue_minibatch *mb,
 int clue_model_embed(const clue_model *m, clue_work *w, int k, const real *x, int64_t n,
                      float *out, clue_err *err);
 
+/* Not collective. The expected profile of modality k that the decoder gives
+ * for n rows of block-k latent values z (n × d) and batch codes (eval mode:
+ * BatchNorm running statistics, no dropout), out (n × F_k): NB the expected
+ * share of each feature in the cell's counts (the softmax; rows sum to 1),
+ * Bernoulli the probability of a nonzero value, Normal the mean (in the
+ * decoder's standardised scale). Fails on a batch code outside the model's.
+ * Works in chunks of the work's capacity; w must not be split over ranks. */
+int clue_model_expected(const clue_model *m, clue_work *w, int k, const real *z,
+                        const int32_t *batch, int64_t n, float *out, clue_err *err);
+
+/* E[log1p(c·X)] for X negative binomial with mean mu ≥ 0 and dispersion
+ * theta > 0 (variance mu + mu²/theta), c > 0: the sum over X = 0, 1, … of the
+ * probabilities (found by their ratios) times log1p(c·X), until they add up to
+ * 1 − 1e-9, or over 20,000 terms with the rest of the probability counted at
+ * the last term (or mu, if larger). */
+double clue_nb_log1p_mean(double mu, double theta, double c);
+
 #endif

@@ -20,6 +20,7 @@
 #include "clue/config.h"
 #include "clue/csr.h"
 #include "clue/error.h"
+#include "clue/strings.h"
 
 typedef struct clue_prep {
   clue_preprocess kind;
@@ -37,6 +38,10 @@ typedef struct clue_prep {
   float *proj;          /* (n_used × R) row-major: pca: V; lsi: V / s; none: NULL */
   double *target_mean;  /* (n_decoded) normal likelihood: standardisation of targets */
   double *target_std;   /* (n_decoded) */
+  clue_strings *var_names; /* (n_input) the features' names in the training file, or
+                              NULL (checkpoints written before they were kept) */
+  double library_mean;  /* nb: the training cells' mean count of the decoded features
+                           (0: unknown, checkpoints written before it was kept) */
 } clue_prep;
 
 /* Collective. Fits the preprocessing of modality `mc` on this rank's training
@@ -63,6 +68,10 @@ int clue_prep_decode_target(const clue_prep *p, const clue_csr *x, clue_csr **ou
  * parallel access, or on one rank for a serial file. Loading checks every shape,
  * order and value and refuses an inconsistent group with a message naming it. */
 int clue_prep_save(const clue_prep *p, hid_t group, clue_err *err);
+
+/* Keeps a copy of the n_input feature names of the training file in p (saved
+ * with it). */
+int clue_prep_set_names(clue_prep *p, const clue_strings *names, clue_err *err);
 int clue_prep_load(hid_t group, clue_prep **out, clue_err *err);
 
 void clue_prep_free(clue_prep *p);

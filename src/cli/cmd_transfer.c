@@ -261,7 +261,7 @@ static int open_refs(const transfer_args *a, side *refs, label_table *t,
       rc = clue_fail(err, CLUE_EDATA, "%s: obs has no column '%s' (--label)", m->s.path,
                      a->label);
     if (rc == CLUE_OK) rc = keep_labelled(m, a->label, err);
-    rc = clue_comm_agree(comm, rc, err);
+    rc = clue_comm_agree_first(comm, 0, rc, err);
     if (rc == CLUE_OK) rc = load_block(a, m, comm, err);
   }
   return rc;
@@ -466,7 +466,7 @@ static int transfer_one(const transfer_args *a, side *refs, label_table *t, int 
                    q.s.path, a->key, (long long)q.s.dim, refs[0].s.path,
                    (long long)refs[0].s.dim);
   if (rc == CLUE_OK) rc = select_rows(a, &q, &found, err);
-  rc = clue_comm_agree(comm, rc, err);
+  rc = clue_comm_agree_first(comm, 0, rc, err);
   if (rc == CLUE_OK) rc = load_block(a, &q, comm, err);
   int32_t *pred = NULL, *all_pred = NULL;
   double *conf = NULL, *all_conf = NULL;

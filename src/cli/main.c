@@ -19,6 +19,7 @@ static const command COMMANDS[] = {
     {"embed", cli_embed, "embed cells from each modality alone with a trained model"},
     {"match", cli_match, "match cells across two modalities (snn matching, top-k)"},
     {"eval", cli_eval, "FOSCTTM, matching score and partner recall of two embeddings"},
+    {"predict", cli_predict, "the missing modality's expected profile for cells of another"},
     {"transfer", cli_transfer, "carry obs labels over to other cells by a kNN vote in the embedding"},
     {"simulate", cli_simulate, "write a synthetic multi-modal data set of any size"},
     {"info", cli_info, "describe an .h5ad or .h5mu file"},

@@ -252,17 +252,16 @@ static h5w_obsm_key *find_obsm(h5ad_writer *w, const char *key) {
   return NULL;
 }
 
-/* Rank 0, serial: creates obsm/<key> at its final size (float32, contiguous,
- * allocated at once so that the parallel writes only fill it). */
-static int create_obsm_rank0(h5ad_writer *w, const char *key, int64_t n_cols,
-                             clue_err *err) {
+/* Rank 0, serial: creates the dense float32 array `rel` ("obsm/<key>" or "X")
+ * at its final size (contiguous, allocated at once so that the parallel writes
+ * only fill it). */
+static int create_dense_rank0(h5ad_writer *w, const char *rel, int64_t n_cols,
+                              clue_err *err) {
   char path[CLUE_PATH_MAX];
-  object_path(w, "obsm", path, sizeof path);
-  hid_t g = H5Gopen2(w->file->fid, path, H5P_DEFAULT);
-  if (g < 0) return h5w_fail(err, CLUE_EIO, "%s: cannot open %s", w->where, path);
+  object_path(w, rel, path, sizeof path);
   int rc = CLUE_OK;
-  if (H5Lexists(g, key, H5P_DEFAULT) > 0)
-    rc = clue_fail(err, CLUE_EINVAL, "%s: obsm/%s already exists", w->where, key);
+  if (H5Lexists(w->file->fid, path, H5P_DEFAULT) > 0)
+    rc = clue_fail(err, CLUE_EINVAL, "%s: %s already exists", w->where, rel);
   hsize_t dims[2] = {(hsize_t)w->n_obs, (hsize_t)n_cols};
   hid_t sp = H5Screate_simple(2, dims, NULL);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -270,15 +269,36 @@ static int create_obsm_rank0(h5ad_writer *w, const char *key, int64_t n_cols,
   H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
   hid_t d = -1;
   if (rc == CLUE_OK) {
-    d = H5Dcreate2(g, key, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (d < 0) rc = h5w_fail(err, CLUE_EIO, "%s: cannot create obsm/%s", w->where, key);
+    d = H5Dcreate2(w->file->fid, path, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) rc = h5w_fail(err, CLUE_EIO, "%s: cannot create %s", w->where, rel);
   }
   if (rc == CLUE_OK) rc = h5w_encoding(d, "array", "0.2.0", err);
   if (d >= 0) H5Dclose(d);
   H5Pclose(dcpl);
   H5Sclose(sp);
-  H5Gclose(g);
   return rc;
+}
+
+/* Collective. Rows [row_begin, row_begin + n_local) of the dense array `rel`
+ * (created before), in parallel. */
+static int write_dense_rows(h5ad_writer *w, const char *rel, int64_t n_cols, int64_t row_begin,
+                            int64_t n_local, const float *local, clue_err *err) {
+  int rc = h5w_parallel(w->file, err);
+  if (rc) return rc;
+  char path[CLUE_PATH_MAX];
+  object_path(w, rel, path, sizeof path);
+  hid_t d = H5Dopen2(w->file->fid, path, H5P_DEFAULT);
+  if (d < 0) rc = h5w_fail(err, CLUE_EIO, "%s: cannot open %s", w->where, path);
+  rc = clue_comm_agree(&w->file->comm, rc, err);
+  if (rc) {
+    if (d >= 0) H5Dclose(d);
+    return rc;
+  }
+  rc = write_rows(d, H5T_NATIVE_FLOAT, sizeof(float), n_cols > 0 ? n_cols : 1, row_begin,
+                  n_cols > 0 ? n_local : 0, local, &w->file->comm, err);
+  H5Dclose(d);
+  if (rc) clue_err_prefix(err, "%s: %s", w->where, rel);
+  return clue_comm_agree(&w->file->comm, rc, err);
 }
 
 /* Every rank: key and width agree, rows and buffer are sensible. */
@@ -308,6 +328,8 @@ int h5ad_writer_obsm(h5ad_writer *w, const char *key, int64_t n_cols, int64_t ro
                      int64_t n_local, const float *local, clue_err *err) {
   int rc = check_obsm_args(w, key, n_cols, row_begin, n_local, local, err);
   if (rc) return rc;
+  char rel[CLUE_NAME_MAX * 4 + 8];
+  snprintf(rel, sizeof rel, "obsm/%s", key);
   if (!find_obsm(w, key)) {
     h5w_obsm_key *grown = realloc(w->obsm, (size_t)(w->n_obsm + 1) * sizeof *grown);
     rc = clue_comm_agree(&w->file->comm, grown ? CLUE_OK : CLUE_ENOMEM, err);
@@ -315,30 +337,38 @@ int h5ad_writer_obsm(h5ad_writer *w, const char *key, int64_t n_cols, int64_t ro
     if (rc) return clue_fail(err, CLUE_ENOMEM, "out of memory");
     rc = h5w_serial(w->file, err);
     if (rc) return rc;
-    if (w->file->comm.rank == 0) rc = create_obsm_rank0(w, key, n_cols, err);
+    if (w->file->comm.rank == 0) rc = create_dense_rank0(w, rel, n_cols, err);
     rc = clue_comm_agree(&w->file->comm, rc, err);
     if (rc) return rc;
     snprintf(w->obsm[w->n_obsm].key, sizeof w->obsm[0].key, "%s", key);
     w->obsm[w->n_obsm++].n_cols = n_cols;
   }
-  rc = h5w_parallel(w->file, err);
-  if (rc) return rc;
-  char path[CLUE_PATH_MAX];
-  char rel[CLUE_NAME_MAX * 4 + 8];
-  snprintf(rel, sizeof rel, "obsm/%s", key);
-  object_path(w, rel, path, sizeof path);
-  hid_t d = H5Dopen2(w->file->fid, path, H5P_DEFAULT);
-  if (d < 0) rc = h5w_fail(err, CLUE_EIO, "%s: cannot open %s", w->where, path);
+  return write_dense_rows(w, rel, n_cols, row_begin, n_local, local, err);
+}
+
+int h5ad_writer_x_dense(h5ad_writer *w, int64_t row_begin, int64_t n_local, const float *local,
+                        clue_err *err) {
+  int rc = CLUE_OK;
+  if (w->x_started && !w->x_dense)
+    rc = clue_fail(err, CLUE_EINVAL, "%s: X is being written as csr_matrix", w->where);
+  if (rc == CLUE_OK && n_local > 0 && w->n_vars > 0 && !local)
+    rc = clue_fail(err, CLUE_EINVAL, "%s: X: no values given", w->where);
   rc = clue_comm_agree(&w->file->comm, rc, err);
-  if (rc) {
-    if (d >= 0) H5Dclose(d);
-    return rc;
+  if (rc == CLUE_OK) rc = check_row_blocks(w, row_begin, n_local, "X", err);
+  if (rc) return rc;
+  if (!w->x_started) {
+    rc = h5w_serial(w->file, err);
+    if (rc) return rc;
+    if (w->file->comm.rank == 0) rc = create_dense_rank0(w, "X", w->n_vars, err);
+    rc = clue_comm_agree(&w->file->comm, rc, err);
+    if (rc) return rc;
+    w->x_started = w->x_dense = true;
   }
-  rc = write_rows(d, H5T_NATIVE_FLOAT, sizeof(float), n_cols > 0 ? n_cols : 1,
-                  row_begin, n_cols > 0 ? n_local : 0, local, &w->file->comm, err);
-  H5Dclose(d);
-  if (rc) clue_err_prefix(err, "%s: obsm/%s", w->where, key);
-  return clue_comm_agree(&w->file->comm, rc, err);
+  rc = write_dense_rows(w, "X", w->n_vars, row_begin, n_local, local, err);
+  int64_t rows = n_local;
+  clue_comm_sum_int64(&w->file->comm, &rows, 1);
+  w->x_rows += rows;
+  return rc;
 }
 
 /* Rank 0, serial: X/indptr (int64, n_obs + 1) at its final size, indptr[0] = 0;
@@ -491,6 +521,7 @@ static int write_round(h5ad_writer *w, int64_t row_begin, const clue_csr *local,
 
 int h5ad_writer_x_csr_append(h5ad_writer *w, int64_t row_begin, const clue_csr *local,
                              clue_err *err) {
+  if (w->x_dense) return clue_fail(err, CLUE_EINVAL, "%s: X is being written dense", w->where);
   int64_t offset = 0, round_rows = 0, round_nnz = 0;
   int rc = plan_round(w, row_begin, local, &offset, &round_rows, &round_nnz, err);
   if (rc) return rc;

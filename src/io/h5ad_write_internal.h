@@ -119,6 +119,7 @@ struct h5ad_writer {
   int64_t n_obs, n_vars;
   bool wrote_obs, wrote_var;
   bool x_started;
+  bool x_dense;          /* X is a dense array (h5ad_writer_x_dense), not csr */
   int64_t x_rows, x_nnz; /* rows and values of X written so far */
   h5w_obsm_key *obsm;    /* (n_obsm) obsm datasets created so far */
   int n_obsm;

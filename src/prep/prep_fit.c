@@ -276,8 +276,30 @@ static int prep_fit_none(clue_prep *p, const clue_csr *x, const clue_comm *comm,
 }
 
 /* normal likelihood: the standardisation of the raw decoded values. */
+/* Collective. The mean over the training cells of their counts of the
+ * decoded features (the library size of the decoder's counts). */
+static int prep_library_mean(clue_prep *p, const clue_csr *x, const clue_comm *comm,
+                             clue_err *err) {
+  unsigned char *is = clue_calloc((size_t)p->n_input + 1, 1, err);
+  int rc = clue_comm_agree(comm, is ? CLUE_OK : CLUE_ENOMEM, err);
+  if (rc) {
+    free(is);
+    return rc;
+  }
+  for (int64_t i = 0; i < p->n_decoded; i++) is[p->decoded[i]] = 1;
+  double s[2] = {0, (double)x->n_rows};
+  for (int64_t r = 0; r < x->n_rows; r++)
+    for (int64_t q = x->indptr[r]; q < x->indptr[r + 1]; q++)
+      if (is[x->indices[q]]) s[0] += x->data[q];
+  clue_comm_sum_double(comm, s, 2);
+  p->library_mean = s[1] > 0 ? s[0] / s[1] : 0;
+  free(is);
+  return CLUE_OK;
+}
+
 static int prep_fit_targets(clue_prep *p, const clue_csr *x, const clue_comm *comm,
                             clue_err *err) {
+  if (p->likelihood == CLUE_LIK_NB) return prep_library_mean(p, x, comm, err);
   if (p->likelihood != CLUE_LIK_NORMAL) return CLUE_OK;
   p->target_mean = clue_malloc((size_t)p->n_decoded * sizeof *p->target_mean, err);
   p->target_std = clue_malloc((size_t)p->n_decoded * sizeof *p->target_std, err);

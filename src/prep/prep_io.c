@@ -7,7 +7,10 @@
  *   datasets    decoded (int64, n_decoded), used (int64, n_used);
  *               pca/none: mean, std (float64, n_used); lsi: idf (float64, n_used);
  *               pca/lsi: proj (float32, n_used × n_components);
- *               normal likelihood: target_mean, target_std (float64, n_decoded).
+ *               normal likelihood: target_mean, target_std (float64, n_decoded);
+ *               var_names (uint8: the n_input feature names, each ended by a
+ *               NUL byte) and, nb, the attribute library_mean (float64): absent
+ *               in groups written before clue kept them.
  * Loading checks every shape, order and value range against the attributes and
  * refuses an inconsistent group with a message naming the object. */
 #include <hdf5.h>
@@ -31,7 +34,35 @@ void clue_prep_free(clue_prep *p) {
   free(p->proj);
   free(p->target_mean);
   free(p->target_std);
+  clue_strings_free(p->var_names);
   free(p);
+}
+
+int clue_prep_set_names(clue_prep *p, const clue_strings *names, clue_err *err) {
+  if (names->n != p->n_input)
+    return clue_fail(err, CLUE_EINVAL, "%lld feature names for %lld features",
+                     (long long)names->n, (long long)p->n_input);
+  clue_strings *copy = clue_strings_from((const char *const *)names->s, names->n, err);
+  if (!copy) return CLUE_ENOMEM;
+  clue_strings_free(p->var_names);
+  p->var_names = copy;
+  return CLUE_OK;
+}
+
+/* The names as one byte array, each ended by NUL (malloc'd, *len bytes). */
+static char *names_blob(const clue_strings *s, int64_t *len) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < s->n; i++) n += (int64_t)strlen(s->s[i]) + 1;
+  char *b = malloc((size_t)n + 1);
+  if (!b) return NULL;
+  int64_t at = 0;
+  for (int64_t i = 0; i < s->n; i++) {
+    size_t l = strlen(s->s[i]) + 1;
+    memcpy(b + at, s->s[i], l);
+    at += (int64_t)l;
+  }
+  *len = n;
+  return b;
 }
 
 /* ---- writing ---- */
@@ -95,6 +126,19 @@ int clue_prep_save(const clue_prep *p, hid_t group, clue_err *err) {
   if (p->target_std)
     bad |= io_write(group, "target_std", f64, H5T_NATIVE_DOUBLE, p->n_decoded, 0,
                     p->target_std);
+  if (p->library_mean > 0) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(group, "library_mean", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    bad |= a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &p->library_mean) < 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+  }
+  if (p->var_names) {
+    int64_t len = 0;
+    char *blob = names_blob(p->var_names, &len);
+    bad |= !blob || io_write(group, "var_names", H5T_STD_U8LE, H5T_NATIVE_UCHAR, len, 0, blob);
+    free(blob);
+  }
   if (bad) {
     char name[512] = "?";
     H5Iget_name(group, name, sizeof name);
@@ -322,6 +366,39 @@ static int io_load_stats(io_ctx *c, clue_prep *p) {
   return rc;
 }
 
+/* var_names, when the group has them: n_input names, each ended by NUL. */
+static int io_load_names(io_ctx *c, clue_prep *p) {
+  if (H5Aexists(c->g, "library_mean") > 0) {
+    hid_t a = H5Aopen(c->g, "library_mean", H5P_DEFAULT);
+    bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, &p->library_mean) >= 0;
+    if (a >= 0) H5Aclose(a);
+    if (!ok || !isfinite(p->library_mean) || p->library_mean < 0)
+      return io_fail(c, "attribute 'library_mean' is unreadable or not a count");
+  }
+  if (H5Lexists(c->g, "var_names", H5P_DEFAULT) <= 0) return CLUE_OK;
+  int64_t len = -1;
+  char *blob = NULL;
+  int rc = io_read(c, "var_names", &len, -1, H5T_NATIVE_UCHAR, 1, (void **)&blob);
+  if (rc) return rc;
+  const char **v = malloc((size_t)p->n_input * sizeof *v + 1);
+  int64_t n = 0, at = 0;
+  while (v && at < len && n < p->n_input) {
+    const char *end = memchr(blob + at, '\0', (size_t)(len - at));
+    if (!end) break;
+    v[n++] = blob + at;
+    at = end - blob + 1;
+  }
+  if (!v) rc = io_fail(c, "out of memory reading var_names");
+  else if (n != p->n_input || at != len)
+    rc = io_fail(c, "dataset 'var_names' does not hold %lld NUL-ended names",
+                 (long long)p->n_input);
+  else if (!(p->var_names = clue_strings_from(v, n, c->err)))
+    rc = CLUE_ENOMEM;
+  free(v);
+  free(blob);
+  return rc;
+}
+
 int clue_prep_load(hid_t group, clue_prep **out, clue_err *err) {
   *out = NULL;
   io_ctx c = {.g = group, .name = "?", .err = err};
@@ -331,6 +408,7 @@ int clue_prep_load(hid_t group, clue_prep **out, clue_err *err) {
   int rc = io_load_header(&c, p);
   if (rc == CLUE_OK) rc = io_load_cols(&c, p);
   if (rc == CLUE_OK) rc = io_load_stats(&c, p);
+  if (rc == CLUE_OK) rc = io_load_names(&c, p);
   if (rc != CLUE_OK) {
     clue_prep_free(p);
     return rc;

@@ -21,6 +21,7 @@ int clue_fit_preps(const clue_config *cfg, const clue_dataset *d, const clue_com
     int rc = clue_prep_fit(&cfg->mod[k], x, batch, d->n_batches, n_hvg_auto, cfg->seed,
                            comm, verbose, &prep[k], err);
     free(batch);
+    if (!rc && d->mod[k].var_names) rc = clue_prep_set_names(prep[k], d->mod[k].var_names, err);
     if (rc) return clue_err_prefix(err, "preprocessing %s", d->mod[k].what);
   }
   return CLUE_OK;

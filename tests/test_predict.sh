@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# test_predict.sh — `clue predict` on a small model of bmmc_cite_600 (RNA → ADT):
+#  1. the profile equals an independent numpy forward pass of the decoder, read
+#     from the checkpoint's tensors, on the cells' embeddings from `clue embed`
+#     (L2-normalised, the ADT block, batch one-hot after every layer, eval-mode
+#     BatchNorm, softmax · 1e4), to 1e-4; the same on 1, 2 and 3 ranks and in
+#     rounds of 7 cells; --counts L rescales rows to L; --features picks columns;
+#  2. --log1p equals E[log1p(X / L · 1e4)] summed from scipy's negative
+#     binomial probabilities at the training cells' mean library size L;
+#  3. cells whose batch the model does not know: with --batch B, the profile of
+#     batch B; without it, the mean of the profiles of every batch;
+#  4. bad input: an unknown --to, features the model does not decode, a cells
+#     file with other features: one line, exit 1 or 2, no output.
+set -u
+PY=/usr/bin/python3
+if ! "$PY" -c 'import anndata, h5py, scipy' 2>/dev/null; then
+  echo "SKIP: $PY lacks anndata, h5py or scipy (Debian python3-anndata, python3-scipy)"; exit 77
+fi
+data="${CLUE_SHARED_DATA:-}/bmmc_cite_600"
+if [ ! -f "$data/rna.h5ad" ]; then echo "SKIP: shared data set bmmc_cite_600 not found"; exit 77; fi
+tmp="${CLUE_TEST_TMP:-/tmp/clue-test-predict}"; rm -rf "$tmp"; mkdir -p "$tmp"
+mpi="${CLUE_MPIEXEC:-mpiexec --oversubscribe}"
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
+  --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
+  --set train.max_steps=40 --set "output.dir=$tmp/run" --quiet || fail "training"
+"$CLUE_BIN" embed --checkpoint "$tmp/run/checkpoint.h5" --out "$tmp/embed" --cells test \
+  > /dev/null || fail "embed"
+predict() { # np out [extra...]
+  local np="$1" out="$2"; shift 2
+  $mpi -n "$np" "$CLUE_BIN" predict --checkpoint "$tmp/run/checkpoint.h5" --from rna --to adt \
+    --cells "$data/rna.h5ad" --where split=test --out "$out" "$@" > "$out.log" 2>&1 ||
+    { cat "$out.log"; fail "predict $*"; }
+}
+predict 1 "$tmp/p1.h5ad"
+predict 2 "$tmp/p2.h5ad"
+predict 3 "$tmp/p3.h5ad" --chunk 7
+predict 2 "$tmp/counts.h5ad" --counts 100
+predict 1 "$tmp/some.h5ad" --features CD86,CD274,CD3
+predict 2 "$tmp/log.h5ad" --log1p
+"$PY" - "$tmp" "$data" <<'PY' || fail "the batch fixture"
+import sys, anndata as ad
+tmp, data = sys.argv[1:3]
+a = ad.read_h5ad(f"{data}/rna.h5ad")
+a = a[a.obs["split"] == "test"].copy()
+a.obs["batch"] = "elsewhere"
+a.write_h5ad(f"{tmp}/unknown_batch.h5ad")
+PY
+for extra in "" "--batch s1d2"; do
+  name=mean; [ -n "$extra" ] && name=given
+  $mpi -n 2 "$CLUE_BIN" predict --checkpoint "$tmp/run/checkpoint.h5" --from rna --to adt \
+    --cells "$tmp/unknown_batch.h5ad" --out "$tmp/$name.h5ad" $extra > "$tmp/$name.log" 2>&1 ||
+    { cat "$tmp/$name.log"; fail "predict with an unknown batch $extra"; }
+done
+grep -q "0 cells their own, 0 --batch (none), 120 the mean over the model's" "$tmp/mean.log" ||
+  fail "the batch choice is not reported: $(cat "$tmp/mean.log")"
+
+"$PY" - "$tmp" <<'PY' || fail "predictions differ from the independent computation"
+import sys, h5py, numpy as np, anndata as ad
+from scipy.stats import nbinom
+tmp = sys.argv[1]
+f = h5py.File(f"{tmp}/run/checkpoint.h5", "r")
+g, b = f["params/gen"], f["params/buf"]
+# /batches: the model's batch names, each ended by a NUL byte
+raw = bytes(f["batches"][:].astype(np.uint8))
+model_batches = [s.decode() for s in raw.split(b"\0")[:int(f["batches"].attrs["count"])]]
+names = [n for n in g if n.startswith("dec.adt.l") and n.endswith(".weight")]
+depth = len([n for n in names if n != "dec.adt.loc.weight"])
+F = g["dec.adt.loc.bias"].shape[0]
+nb = g["dec.adt.bias"].shape[0] // F
+def decode(z, code):
+    onehot = np.zeros((len(z), nb)); onehot[:, code] = 1
+    h = z
+    for l in range(depth):
+        w = g[f"dec.adt.l{l}.bias"][:]
+        W = g[f"dec.adt.l{l}.weight"][:].reshape(len(w), -1)
+        x = np.concatenate([h, onehot], 1) @ W.T + w
+        x = np.where(x > 0, x, 0.2 * x)
+        mu, var = b[f"dec.adt.bn{l}.running_mean"][:], b[f"dec.adt.bn{l}.running_var"][:]
+        h = (x - mu) / np.sqrt(var + 1e-5) * g[f"dec.adt.bn{l}.gamma"][:] + g[f"dec.adt.bn{l}.beta"][:]
+    W = g["dec.adt.loc.weight"][:].reshape(F, -1)
+    loc = np.concatenate([h, onehot], 1) @ W.T + g["dec.adt.loc.bias"][:]
+    scale = g["dec.adt.scale_lin"][:].reshape(nb, F)[code]
+    logit = np.log1p(np.exp(scale)) * loc + g["dec.adt.bias"][:].reshape(nb, F)[code]
+    e = np.exp(logit - logit.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True), np.exp(g["dec.adt.log_theta"][:].reshape(nb, F)[code])
+emb = ad.read_h5ad(f"{tmp}/embed/rna.h5ad")
+p1 = ad.read_h5ad(f"{tmp}/p1.h5ad")
+assert list(p1.obs_names) == list(emb.obs_names)
+u = emb.obsm["X_clue"].astype(np.float64)
+u /= np.linalg.norm(u, axis=1, keepdims=True)
+z = u[:, u.shape[1] // 2:]
+cats = list(p1.obs["batch"].cat.categories)
+codes = [cats.index(str(x)) for x in p1.obs["batch"]]
+want = np.zeros((len(z), F))
+for c in set(codes):
+    rows = [i for i, x in enumerate(codes) if x == c]
+    want[rows] = decode(z[rows], model_batches.index(cats[c]))[0]
+rel = lambda a, b: np.abs(a - b).max() / np.abs(b).max()
+assert rel(p1.X / 1e4, want) < 1e-4, rel(p1.X / 1e4, want)
+for other in ("p2", "p3"):
+    assert rel(ad.read_h5ad(f"{tmp}/{other}.h5ad").X, p1.X) < 1e-5, other
+c = ad.read_h5ad(f"{tmp}/counts.h5ad")
+assert np.allclose(c.X.sum(1), 100, rtol=1e-4) and rel(c.X * 100, p1.X) < 1e-5
+s = ad.read_h5ad(f"{tmp}/some.h5ad")
+assert list(s.var_names) == ["CD86", "CD274", "CD3"]
+assert rel(s.X, p1[:, ["CD86", "CD274", "CD3"]].X) < 1e-5
+# --log1p at the mean library size kept in the checkpoint
+L = float(f["prep/adt"].attrs["library_mean"])
+lg = ad.read_h5ad(f"{tmp}/log.h5ad").X
+rng = np.random.default_rng(0)
+for i, j in zip(rng.integers(0, len(z), 40), rng.integers(0, F, 40)):
+    share, theta = decode(z[i:i + 1], model_batches.index(cats[codes[i]]))
+    mu, th = share[0, j] * L, theta[j]
+    x = np.arange(0, int(mu + 60 * np.sqrt(mu + mu * mu / th)) + 200)
+    pmf = nbinom.pmf(x, th, th / (th + mu))
+    ref = (pmf * np.log1p(x / L * 1e4)).sum()
+    assert abs(lg[i, j] - ref) < 1e-4 * max(1, abs(ref)), (i, j, lg[i, j], ref)
+# batches the model does not know
+given = ad.read_h5ad(f"{tmp}/given.h5ad").X
+mean = ad.read_h5ad(f"{tmp}/mean.h5ad").X
+k = model_batches.index("s1d2")
+assert rel(given / 1e4, decode(z, k)[0]) < 1e-4
+avg = sum(decode(z, q)[0] for q in range(nb)) / nb
+assert rel(mean / 1e4, avg) < 1e-4
+print("ok")
+PY
+echo "ok: predict equals a numpy decoder (1, 2, 3 ranks, rounds, --counts, --features, --log1p, batches)"
+
+expect() { # status text cmd...
+  local want="$1" text="$2"; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  [ "$rc" -eq "$want" ] || fail "$*: exit $rc, expected $want ($out)"
+  echo "$out" | grep -q -- "$text" || fail "$*: message lacks '$text': $out"
+  [ "$(echo "$out" | grep -c 'error')" -le 1 ] || fail "$*: more than one error line: $out"
+}
+P=("$CLUE_BIN" predict --checkpoint "$tmp/run/checkpoint.h5" --from rna --cells "$data/rna.h5ad")
+expect 2 "--to atac: the model has the modalities rna, adt" "${P[@]}" --to atac --out "$tmp/bad1.h5ad"
+expect 1 "'NOPE' is not among the 134 features the model decodes for adt" \
+  "${P[@]}" --to adt --features CD3,NOPE --out "$tmp/bad2.h5ad"
+expect 1 "the same features, in the same order, are needed" "$CLUE_BIN" predict \
+  --checkpoint "$tmp/run/checkpoint.h5" --from rna --to adt --cells "$data/adt.h5ad" --out "$tmp/bad3.h5ad"
+expect 2 "--batch nowhere: the model knows 2 batches" "${P[@]}" --to adt --batch nowhere --out "$tmp/bad4.h5ad"
+for f in bad1 bad2 bad3 bad4; do [ ! -e "$tmp/$f.h5ad" ] || fail "$f.h5ad written despite the error"; done
+echo "ok: bad input refused with one line"
