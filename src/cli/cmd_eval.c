@@ -1,24 +1,33 @@
-/* cmd_eval.c — `clue eval A.h5ad B.h5ad`: FOSCTTM, top-1/top-5 partner recall
- * and the matching score of two embeddings of the same cells (paired by obs
- * names), every figure in both directions, printed as a table and optionally
- * written as JSON. The all-pairs work is split over the ranks (knn.h). */
+/* cmd_eval.c — `clue eval A.h5ad B.h5ad [C.h5ad ...]`: FOSCTTM, top-1/top-5
+ * partner recall and the matching score of two embeddings of the same cells
+ * (paired by obs names), every figure in both directions; with --label, the
+ * measures that need no pairing over every file's cells (eval_unpaired.h).
+ * Printed as tables and optionally written as JSON. The all-pairs work is split
+ * over the ranks (knn.h, silhouette.h). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clue/cli.h"
 #include "clue/eval_input.h"
 #include "clue/matching.h"
 #include "clue/metrics.h"
+#include "eval_unpaired.h"
 
 typedef struct eval_args {
-  const char *a, *b, *key, *where, *json, *pred_ab, *pred_ba, *batch_key;
-  int k;
+  const char *a, *b, *key, *where, *json, *pred_ab, *pred_ba, *batch_key, *label;
+  const char *files[UNPAIRED_MAX_MODS];
+  int n_files;
+  int k, label_k;
 } eval_args;
 
 typedef struct eval_out {
+  bool paired;               /* the paired figures were computed */
+  char why_not[CLUE_ERR_MSG_MAX]; /* else why */
+  eval_unpaired u;           /* with --label */
   metrics_paired m;
   double match_ab, match_ba; /* NAN when not computed */
   int64_t fallback_ab, fallback_ba;
@@ -27,20 +36,28 @@ typedef struct eval_out {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: clue eval A.h5ad B.h5ad [options]\n"
+          "usage: clue eval A.h5ad B.h5ad [C.h5ad ...] [options]\n"
           "\n"
           "Compares two embeddings of the same cells (paired by obs names; a = A's cells,\n"
           "b = B's): FOSCTTM and top-1/top-5 partner recall (Euclidean distance on the\n"
           "embeddings as given) and the matching score of snn matching (both sides\n"
-          "L2-normalised), each in both directions. A modality of a MuData file is\n"
-          "named FILE.h5mu:MOD. Runs on any number of MPI ranks.\n"
+          "L2-normalised), each in both directions. With --label, also over the cells\n"
+          "of every file given (each file a modality; paired or not): label ASW, batch\n"
+          "ASW within labels (--batch-key), modality mixing ASW, graph connectivity,\n"
+          "and each file's labels predicted from the other files' cells (accuracy,\n"
+          "macro-F1); files that share no cell then skip the paired figures. A\n"
+          "modality of a MuData file is named FILE.h5mu:MOD. Runs on any number of MPI\n"
+          "ranks.\n"
           "\n"
           "options:\n"
           "  --key NAME          obsm array to compare (default X_clue)\n"
           "  --where COL=VALUE   only cells whose obs column COL reads VALUE, in every\n"
           "                      file that has COL (e.g. --where split=test)\n"
           "  --k K               neighbours of snn matching (default 1)\n"
-          "  --batch-key COL     snn matching only within the batches of obs column COL\n"
+          "  --batch-key COL     snn matching only within the batches of obs column COL;\n"
+          "                      with --label, the batches of the batch ASW\n"
+          "  --label COL         obs column of cell labels: the measures without pairing\n"
+          "  --label-k K         neighbours of those measures' graph and votes (default 15)\n"
           "  --prediction P.h5ad score this prediction (rows: A's cells, columns: B's,\n"
           "                      matched by obs/var names) as match_ab, instead of snn\n"
           "  --prediction-ba Q.h5ad  likewise for match_ba (rows: B's cells)\n"
@@ -53,7 +70,8 @@ static int parse_args(int argc, char **argv, eval_args *a, const clue_comm *comm
       {"key", required_argument, 0, 'K'},        {"where", required_argument, 0, 'w'},
       {"k", required_argument, 0, 'k'},          {"batch-key", required_argument, 0, 'B'},
       {"prediction", required_argument, 0, 'p'}, {"prediction-ba", required_argument, 0, 'q'},
-      {"json", required_argument, 0, 'j'},       {"help", no_argument, 0, 'h'},
+      {"json", required_argument, 0, 'j'},       {"label", required_argument, 0, 'l'},
+      {"label-k", required_argument, 0, 'L'},    {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
   char *end;
@@ -67,6 +85,16 @@ static int parse_args(int argc, char **argv, eval_args *a, const clue_comm *comm
       case 'p': a->pred_ab = optarg; break;
       case 'q': a->pred_ba = optarg; break;
       case 'j': a->json = optarg; break;
+      case 'l': a->label = optarg; break;
+      case 'L':
+        a->label_k = (int)strtol(optarg, &end, 10);
+        if (*end || a->label_k < 1 || a->label_k > 1000) {
+          if (comm->rank == 0)
+            fprintf(stderr, "clue eval: error: --label-k %s: expected an integer in 1..1000\n",
+                    optarg);
+          return 2;
+        }
+        break;
       case 'k':
         a->k = (int)strtol(optarg, &end, 10);
         if (*end || a->k < 1 || a->k > MATCH_MAX_NNZ) {
@@ -88,14 +116,16 @@ static int parse_args(int argc, char **argv, eval_args *a, const clue_comm *comm
         return 2;
     }
   }
-  if (argc - optind != 2) {
+  int n = argc - optind;
+  if (n < 2 || n > UNPAIRED_MAX_MODS || (n > 2 && !a->label)) {
     if (comm->rank == 0) {
-      fprintf(stderr, "clue eval: error: expected two embedding files, got %d\n\n",
-              argc - optind);
+      fprintf(stderr, "clue eval: error: expected two embedding files%s, got %d\n\n",
+              a->label ? " or more (at most 64)" : " (more with --label)", n);
       usage(stderr);
     }
     return 2;
   }
+  for (int i = 0; i < n; i++) a->files[a->n_files++] = argv[optind + i];
   a->a = argv[optind];
   a->b = argv[optind + 1];
   return -1;
@@ -269,11 +299,9 @@ static size_t json_str(char *buf, size_t at, size_t size, const char *s) {
   return at + (size_t)snprintf(buf + at, size - at, "\"");
 }
 
-static int write_json(const eval_args *a, const eval_side *A, const eval_side *B,
-                      const eval_out *o, int64_t dim, clue_err *err) {
-  size_t size = 4 * CLUE_PATH_MAX + 4096, at = 0;
-  char *buf = clue_malloc(size, err);
-  if (!buf) return CLUE_ENOMEM;
+/* The paired part of the JSON document (its keys null when not computed). */
+static size_t json_paired(const eval_args *a, const eval_side *A, const eval_side *B,
+                          const eval_out *o, int64_t dim, char *buf, size_t at, size_t size) {
   const metrics_paired *m = &o->m;
   double match = isnan(o->match_ab)   ? o->match_ba
                  : isnan(o->match_ba) ? o->match_ab
@@ -282,32 +310,52 @@ static int write_json(const eval_args *a, const eval_side *A, const eval_side *B
                          "match_ba", "top1_ab", "top1_ba", "top5_ab", "top5_ba"};
   const double vals[] = {m->foscttm, m->foscttm_ab, m->foscttm_ba, match, o->match_ab,
                          o->match_ba, m->top1_ab, m->top1_ba, m->top5_ab, m->top5_ba};
-  at += (size_t)snprintf(buf + at, size - at, "{\n  \"n\": %lld,\n", (long long)m->n);
+  at += (size_t)snprintf(buf + at, size - at, "  \"n\": %lld,\n", (long long)(o->paired ? m->n : 0));
   for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
     char num[40];
-    fmt_num(num, sizeof num, vals[i]);
+    fmt_num(num, sizeof num, o->paired ? vals[i] : NAN);
     at += (size_t)snprintf(buf + at, size - at, "  \"%s\": %s,\n", names[i], num);
   }
   at += (size_t)snprintf(buf + at, size - at, "  \"a\": ");
-  at = json_str(buf, at, size, A->label);
+  at = json_str(buf, at, size, o->paired ? A->label : NULL);
   at += (size_t)snprintf(buf + at, size - at, ",\n  \"b\": ");
-  at = json_str(buf, at, size, B->label);
+  at = json_str(buf, at, size, o->paired ? B->label : NULL);
   at += (size_t)snprintf(buf + at, size - at, ",\n  \"a_file\": ");
-  at = json_str(buf, at, size, A->path);
+  at = json_str(buf, at, size, a->a);
   at += (size_t)snprintf(buf + at, size - at, ",\n  \"b_file\": ");
-  at = json_str(buf, at, size, B->path);
-  at += (size_t)snprintf(buf + at, size - at, ",\n  \"key\": ");
+  at = json_str(buf, at, size, a->b);
+  at += (size_t)snprintf(buf + at, size - at, ",\n  \"dim\": %lld,\n  \"match_source\": ",
+                         (long long)dim);
+  at = json_str(buf, at, size, o->paired ? o->source : NULL);
+  at += (size_t)snprintf(buf + at, size - at, ",\n  \"k\": %d,\n", a->k);
+  return at + (size_t)snprintf(buf + at, size - at,
+                               "  \"fallback_rows_ab\": %lld,\n  \"fallback_rows_ba\": %lld,\n",
+                               (long long)o->fallback_ab, (long long)o->fallback_ba);
+}
+
+static int write_json(const eval_args *a, const eval_side *A, const eval_side *B,
+                      const eval_out *o, int64_t dim, clue_err *err) {
+  size_t size = (size_t)(a->n_files + 4) * CLUE_PATH_MAX + 16384, at = 0;
+  char *buf = clue_malloc(size, err);
+  if (!buf) return CLUE_ENOMEM;
+  at += (size_t)snprintf(buf + at, size - at, "{\n");
+  at = json_paired(a, A, B, o, dim, buf, at, size);
+  if (a->label) at = eval_unpaired_json(&(eval_unpaired_args){.files = a->files,
+                                                             .n_files = a->n_files,
+                                                             .label = a->label, .k = a->label_k},
+                                        &o->u, buf, at, size);
+  at += (size_t)snprintf(buf + at, size - at, "  \"files\": [");
+  for (int f = 0; f < a->n_files; f++) {
+    at += (size_t)snprintf(buf + at, size - at, f ? ", " : "");
+    at = json_str(buf, at, size, a->files[f]);
+  }
+  at += (size_t)snprintf(buf + at, size - at, "],\n  \"key\": ");
   at = json_str(buf, at, size, a->key);
   at += (size_t)snprintf(buf + at, size - at, ",\n  \"where\": ");
   at = json_str(buf, at, size, a->where);
-  at += (size_t)snprintf(buf + at, size - at, ",\n  \"dim\": %lld,\n  \"match_source\": ",
-                         (long long)dim);
-  at = json_str(buf, at, size, o->source);
-  at += (size_t)snprintf(buf + at, size - at, ",\n  \"k\": %d,\n  \"batch_key\": ", a->k);
+  at += (size_t)snprintf(buf + at, size - at, ",\n  \"batch_key\": ");
   at = json_str(buf, at, size, a->batch_key);
-  at += (size_t)snprintf(buf + at, size - at,
-                         ",\n  \"fallback_rows_ab\": %lld,\n  \"fallback_rows_ba\": %lld\n}\n",
-                         (long long)o->fallback_ab, (long long)o->fallback_ba);
+  at += (size_t)snprintf(buf + at, size - at, "\n}\n");
   int rc = at + 1 < size ? cli_write_file_atomic(a->json, buf, err)
                          : clue_fail(err, CLUE_EINVAL, "--json: the document is too long");
   free(buf);
@@ -361,54 +409,93 @@ static int masks_for(const eval_args *a, eval_side *A, eval_side *B, uint8_t **m
   return rc;
 }
 
-static int run(const eval_args *a, const clue_comm *comm, eval_out *o, clue_err *err) {
-  eval_side A = {0}, B = {0};
+/* Collective. The paired figures of files A and B. *unpaired is set when
+ * they share no cell (then nothing else is computed and rc is that error). */
+static int run_paired(const eval_args *a, const clue_comm *comm, eval_out *o, eval_side *A,
+                      eval_side *B, bool *unpaired, clue_err *err) {
   uint8_t *ma = NULL, *mb = NULL;
   int64_t *ra = NULL, *rb = NULL, n = 0, ab = 0, an = 0, bb = 0, bn = 0;
   float *xa = NULL, *xb = NULL;
-  int rc = eval_side_open(a->a, a->key, comm, &A, err);
-  if (rc == CLUE_OK) rc = eval_side_open(a->b, a->key, comm, &B, err);
-  if (rc == CLUE_OK && A.dim != B.dim)
+  *unpaired = false;
+  int rc = eval_side_open(a->a, a->key, comm, A, err);
+  if (rc == CLUE_OK) rc = eval_side_open(a->b, a->key, comm, B, err);
+  if (rc == CLUE_OK && A->dim != B->dim)
     rc = clue_fail(err, CLUE_EDATA, "%s: obsm/%s has %lld columns but %s's has %lld",
-                   A.path, a->key, (long long)A.dim, B.path, (long long)B.dim);
+                   A->path, a->key, (long long)A->dim, B->path, (long long)B->dim);
   if (rc == CLUE_OK) {
-    rc = masks_for(a, &A, &B, &ma, &mb, err);
-    if (rc == CLUE_OK) rc = eval_pair_by_names(&A, ma, &B, mb, &ra, &rb, &n, err);
+    rc = masks_for(a, A, B, &ma, &mb, err);
+    if (rc == CLUE_OK) {
+      rc = eval_pair_by_names(A, ma, B, mb, &ra, &rb, &n, err);
+      *unpaired = rc != CLUE_OK;
+    }
     rc = clue_comm_agree(comm, rc, err);
   }
-  if (rc == CLUE_OK) rc = eval_load_rows(&A, a->key, ra, n, comm, &xa, &ab, &an, err);
-  if (rc == CLUE_OK) rc = eval_load_rows(&B, a->key, rb, n, comm, &xb, &bb, &bn, err);
-  knn_points x = {n, ab, an, A.dim, xa, NULL}, y = {n, bb, bn, B.dim, xb, NULL};
+  if (rc == CLUE_OK) rc = eval_load_rows(A, a->key, ra, n, comm, &xa, &ab, &an, err);
+  if (rc == CLUE_OK) rc = eval_load_rows(B, a->key, rb, n, comm, &xb, &bb, &bn, err);
+  knn_points x = {n, ab, an, A->dim, xa, NULL}, y = {n, bb, bn, B->dim, xb, NULL};
   if (rc == CLUE_OK) rc = metrics_paired_compute(&x, &y, comm, &o->m, err);
+  if (rc == CLUE_OK && a->pred_ab)
+    rc = score_prediction(a->pred_ab, A->names, ra, n, comm, &o->match_ab, err);
+  if (rc == CLUE_OK && a->pred_ba)
+    rc = score_prediction(a->pred_ba, B->names, rb, n, comm, &o->match_ba, err);
+  if (rc == CLUE_OK && !a->pred_ab && !a->pred_ba)
+    rc = snn_scores(a, A, B, ra, rb, &x, &y, comm, o, err);
+  o->paired = rc == CLUE_OK;
+  free(xa), free(xb), free(ra), free(rb), free(ma), free(mb);
+  return rc;
+}
+
+/* The --json path must not be one of the input files (even through a link). */
+static int json_not_input(const eval_args *a, clue_err *err) {
+  struct stat so, si;
+  if (stat(a->json, &so) != 0) return CLUE_OK;
+  for (int f = 0; f < a->n_files; f++) {
+    char file[CLUE_PATH_MAX];
+    const char *colon = strstr(a->files[f], ".h5mu:");
+    snprintf(file, sizeof file, "%.*s", colon ? (int)(colon - a->files[f]) + 5 : CLUE_PATH_MAX - 1,
+             a->files[f]);
+    if (stat(file, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+      return clue_fail(err, CLUE_EINVAL, "--json %s is the input %s: refusing to overwrite it",
+                       a->json, file);
+  }
+  return CLUE_OK;
+}
+
+static int run(const eval_args *a, const clue_comm *comm, eval_out *o, clue_err *err) {
+  eval_side A = {0}, B = {0};
   o->match_ab = o->match_ba = NAN;
   o->source = a->pred_ab || a->pred_ba ? "prediction" : "snn";
-  if (rc == CLUE_OK && a->pred_ab)
-    rc = score_prediction(a->pred_ab, A.names, ra, n, comm, &o->match_ab, err);
-  if (rc == CLUE_OK && a->pred_ba)
-    rc = score_prediction(a->pred_ba, B.names, rb, n, comm, &o->match_ba, err);
-  if (rc == CLUE_OK && !a->pred_ab && !a->pred_ba)
-    rc = snn_scores(a, &A, &B, ra, rb, &x, &y, comm, o, err);
+  int rc = CLUE_OK;
+  bool unpaired = false;
+  if (a->n_files == 2) rc = run_paired(a, comm, o, &A, &B, &unpaired, err);
+  else snprintf(o->why_not, sizeof o->why_not, "more than two files");
+  if (rc && unpaired && a->label) { /* files that share no cell: the label measures only */
+    snprintf(o->why_not, sizeof o->why_not, "%s", err->msg);
+    clue_err_clear(err);
+    rc = CLUE_OK;
+  }
+  eval_unpaired_args u = {.files = a->files, .n_files = a->n_files, .key = a->key,
+                          .where = a->where, .label = a->label, .batch_key = a->batch_key,
+                          .k = a->label_k};
+  if (rc == CLUE_OK && a->label) rc = eval_unpaired_run(&u, comm, &o->u, err);
   if (rc == CLUE_OK) {
-    print_table(comm, a, &A, &B, o, A.dim);
+    if (o->paired) print_table(comm, a, &A, &B, o, A.dim);
+    else cli_print(comm, "clue eval: no paired figures (%s)\n", o->why_not);
+    if (a->label) eval_unpaired_print(&u, &o->u, comm);
     if (a->json) {
-      if (comm->rank == 0) rc = eval_check_output(a->json, "--json", &A, &B, err);
-      if (comm->rank == 0 && rc == CLUE_OK) rc = write_json(a, &A, &B, o, A.dim, err);
+      if (comm->rank == 0) rc = json_not_input(a, err);
+      if (comm->rank == 0 && rc == CLUE_OK)
+        rc = write_json(a, &A, &B, o, o->paired ? A.dim : o->u.dim, err);
       rc = clue_comm_agree(comm, rc, err);
     }
   }
-  free(xa);
-  free(xb);
-  free(ra);
-  free(rb);
-  free(ma);
-  free(mb);
   eval_side_close(&A);
   eval_side_close(&B);
   return rc;
 }
 
 int cli_eval(int argc, char **argv, const clue_comm *comm) {
-  eval_args a = {.key = "X_clue", .k = 1};
+  eval_args a = {.key = "X_clue", .k = 1, .label_k = 15};
   int st = parse_args(argc, argv, &a, comm);
   if (st >= 0) return st;
   clue_err err;
