@@ -3,7 +3,8 @@
 # is missing, builds clue, trains on 2 MPI ranks on the default data, embeds the
 # held-out test cells from each modality alone, evaluates them, carries the
 # cell types of the RNA training cells over to the ADT test cells (clue
-# transfer), prints the metrics and where everything is.
+# transfer), predicts the proteins of the RNA test cells (clue predict, scored
+# against the measured ones), prints the metrics and where everything is.
 #   Default data: ../shared/data/bmmc_cite_600 (CITE-seq, human bone marrow, NeurIPS
 #   2021 competition data) when it exists; otherwise a paired RNA+ADT set of the
 #   same shape made on the spot by `clue simulate`.
@@ -56,10 +57,16 @@ mpirun -np "$np" "$clue" embed --checkpoint "$out/run/checkpoint.h5" --out "$out
 mpirun -np "$np" "$clue" transfer "$out/embed_train/rna.h5ad" "$out/embed/adt.h5ad" \
   --label cell_type --out "$out/transfer.h5ad"
 
+echo "== clue predict (the proteins of the RNA test cells, scored against the measured ones)"
+mpirun -np "$np" "$clue" predict --checkpoint "$out/run/checkpoint.h5" --from rna --to adt \
+  --cells "$data/rna.h5ad" --where split=test --out "$out/predicted_adt.h5ad"
+/usr/bin/python3 "$here/predict_scores.py" "$out/run/config.yaml" "$out/predicted_adt.h5ad" rna adt
+
 cat <<MSG
 == outputs
   run folder     $out/run   (config.yaml, log.jsonl, checkpoint.h5)
   embeddings     $out/embed/rna.h5ad, $out/embed/adt.h5ad   (obsm['X_clue'])
   metrics        $out/eval.json
   labels         $out/transfer.h5ad   (obs cell_type_pred, cell_type_conf)
+  proteins       $out/predicted_adt.h5ad   (X: expected ADT counts per 10,000 of the RNA test cells)
 MSG
