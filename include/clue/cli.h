@@ -36,6 +36,17 @@ int cli_report(const clue_comm *comm, const char *command, int code,
 int cli_load_config(const clue_comm *comm, const char *config_path,
                     char *const *sets, int n_sets, clue_config *cfg, clue_err *err);
 
+/* Rank 0 prints "clue <command>: error: <msg>", a blank line and the usage
+ * (usage(stderr)). Returns 2, the exit status of a bad command line. */
+int cli_usage_error(const clue_comm *comm, const char *command, void (*usage)(FILE *),
+                    const char *msg);
+
+/* Parses option `opt`'s value v as an integer in [lo, hi] into *out; otherwise
+ * writes "<opt> <v>: expected an integer in lo..hi" into msg (size bytes) and
+ * returns false. */
+bool cli_int_arg(const char *opt, const char *v, long lo, long hi, long *out, char *msg,
+                 size_t size);
+
 /* printf on rank 0 only (stdout, flushed). */
 void cli_print(const clue_comm *comm, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

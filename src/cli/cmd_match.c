@@ -46,27 +46,7 @@ static void usage(FILE *out) {
           "  -h, --help          this help\n");
 }
 
-static int bad_int(const char *opt, const char *v, int lo, int hi, int *out,
-                   const clue_comm *comm) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (*end || !*v || x < lo || x > hi) {
-    if (comm->rank == 0)
-      fprintf(stderr, "clue match: error: %s %s: expected an integer in %d..%d\n", opt, v,
-              lo, hi);
-    return 1;
-  }
-  *out = (int)x;
-  return 0;
-}
 
-static int usage_error(const clue_comm *comm, const char *msg) {
-  if (comm->rank == 0) {
-    fprintf(stderr, "clue match: error: %s\n\n", msg);
-    usage(stderr);
-  }
-  return 2;
-}
 
 static int parse_args(int argc, char **argv, match_args *a, const clue_comm *comm) {
   static const struct option opts[] = {
@@ -87,27 +67,31 @@ static int parse_args(int argc, char **argv, match_args *a, const clue_comm *com
       case 'T': a->top_out = optarg; break;
       case 'R': a->top_raw = true; break;
       case 'k':
-        if (bad_int("--k", optarg, 1, MATCH_MAX_NNZ, &a->k, comm)) return 2;
+      case 't': {
+        long v;
+        char msg[300];
+        if (!cli_int_arg(c == 'k' ? "--k" : "--top", optarg, 1, c == 'k' ? MATCH_MAX_NNZ : 10000,
+                         &v, msg, sizeof msg))
+          return cli_usage_error(comm, "match", usage, msg);
+        *(c == 'k' ? &a->k : &a->top) = (int)v;
         break;
-      case 't':
-        if (bad_int("--top", optarg, 1, 10000, &a->top, comm)) return 2;
-        break;
+      }
       case 'h':
         if (comm->rank == 0) usage(stdout);
         return 0;
       default: {
         char msg[300];
         snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-        return usage_error(comm, msg);
+        return cli_usage_error(comm, "match", usage, msg);
       }
     }
   }
-  if (argc - optind != 2) return usage_error(comm, "expected two embedding files");
+  if (argc - optind != 2) return cli_usage_error(comm, "match", usage, "expected two embedding files");
   a->a = argv[optind];
   a->b = argv[optind + 1];
   if ((a->top > 0) != (a->top_out != NULL))
-    return usage_error(comm, "--top K and --top-out FILE go together");
-  if (!a->out && !a->top_out) return usage_error(comm, "nothing to write: give --out");
+    return cli_usage_error(comm, "match", usage, "--top K and --top-out FILE go together");
+  if (!a->out && !a->top_out) return cli_usage_error(comm, "match", usage, "nothing to write: give --out");
   return -1;
 }
 

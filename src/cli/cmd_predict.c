@@ -62,13 +62,6 @@ static void usage(FILE *out) {
           "  -h, --help          this help\n");
 }
 
-static int usage_error(const clue_comm *comm, const char *msg) {
-  if (comm->rank == 0) {
-    fprintf(stderr, "clue predict: error: %s\n\n", msg);
-    usage(stderr);
-  }
-  return 2;
-}
 
 static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *comm) {
   static const struct option opts[] = {
@@ -100,15 +93,13 @@ static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *c
         a->counts = strtod(optarg, &end);
         if (*end || !*optarg || !(a->counts > 0) || !isfinite(a->counts)) {
           snprintf(msg, sizeof msg, "--counts %s: expected a positive number", optarg);
-          return usage_error(comm, msg);
+          return cli_usage_error(comm, "predict", usage, msg);
         }
         break;
       case 'C': {
-        long v = strtol(optarg, &end, 10);
-        if (*end || !*optarg || v < 1 || v > 1 << 20) {
-          snprintf(msg, sizeof msg, "--chunk %s: expected an integer in 1..1048576", optarg);
-          return usage_error(comm, msg);
-        }
+        long v;
+        if (!cli_int_arg("--chunk", optarg, 1, 1 << 20, &v, msg, sizeof msg))
+          return cli_usage_error(comm, "predict", usage, msg);
         a->chunk = (int)v;
         break;
       }
@@ -117,21 +108,21 @@ static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *c
         return 0;
       default:
         snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-        return usage_error(comm, msg);
+        return cli_usage_error(comm, "predict", usage, msg);
     }
   }
   if (optind < argc) {
     snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
-    return usage_error(comm, msg);
+    return cli_usage_error(comm, "predict", usage, msg);
   }
   const char *need[5][2] = {{"--checkpoint", a->checkpoint}, {"--from", a->from},
                             {"--to", a->to}, {"--cells", a->cells}, {"--out", a->out}};
   for (int i = 0; i < 5; i++)
     if (!need[i][1]) {
       snprintf(msg, sizeof msg, "%s is required", need[i][0]);
-      return usage_error(comm, msg);
+      return cli_usage_error(comm, "predict", usage, msg);
     }
-  if (!strcmp(a->from, a->to)) return usage_error(comm, "--from and --to name the same modality");
+  if (!strcmp(a->from, a->to)) return cli_usage_error(comm, "predict", usage, "--from and --to name the same modality");
   return -1;
 }
 

@@ -56,13 +56,6 @@ static void usage(FILE *out) {
           "  -h, --help          this help\n");
 }
 
-static int usage_error(const clue_comm *comm, const char *msg) {
-  if (comm->rank == 0) {
-    fprintf(stderr, "clue transfer: error: %s\n\n", msg);
-    usage(stderr);
-  }
-  return 2;
-}
 
 static int parse_args(int argc, char **argv, transfer_args *a, const clue_comm *comm) {
   static const struct option opts[] = {
@@ -83,16 +76,13 @@ static int parse_args(int argc, char **argv, transfer_args *a, const clue_comm *
       case 'r': a->raw = true; break;
       case 'w': a->where = optarg; break;
       case 'q':
-        if (a->n_query == MAX_FILES) return usage_error(comm, "too many --query files");
+        if (a->n_query == MAX_FILES) return cli_usage_error(comm, "transfer", usage, "too many --query files");
         a->query[a->n_query++] = optarg;
         break;
       case 'k': {
-        char *end;
-        long v = strtol(optarg, &end, 10);
-        if (*end || !*optarg || v < 1 || v > 1000) {
-          snprintf(msg, sizeof msg, "--k %s: expected an integer in 1..1000", optarg);
-          return usage_error(comm, msg);
-        }
+        long v;
+        if (!cli_int_arg("--k", optarg, 1, 1000, &v, msg, sizeof msg))
+          return cli_usage_error(comm, "transfer", usage, msg);
         a->k = (int)v;
         break;
       }
@@ -101,21 +91,21 @@ static int parse_args(int argc, char **argv, transfer_args *a, const clue_comm *
         return 0;
       default:
         snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-        return usage_error(comm, msg);
+        return cli_usage_error(comm, "transfer", usage, msg);
     }
   }
   int n_pos = argc - optind;
-  if (n_pos > MAX_FILES) return usage_error(comm, "too many reference files");
+  if (n_pos > MAX_FILES) return cli_usage_error(comm, "transfer", usage, "too many reference files");
   if (a->n_query == 0) { /* REF QUERY */
-    if (n_pos != 2) return usage_error(comm, "expected REF.h5ad QUERY.h5ad (or --query)");
+    if (n_pos != 2) return cli_usage_error(comm, "transfer", usage, "expected REF.h5ad QUERY.h5ad (or --query)");
     a->ref[a->n_ref++] = argv[optind];
     a->query[a->n_query++] = argv[optind + 1];
   } else {
-    if (n_pos < 1) return usage_error(comm, "expected at least one reference file");
+    if (n_pos < 1) return cli_usage_error(comm, "transfer", usage, "expected at least one reference file");
     for (int i = 0; i < n_pos; i++) a->ref[a->n_ref++] = argv[optind + i];
   }
-  if (!a->label) return usage_error(comm, "--label COL is required");
-  if (!a->out) return usage_error(comm, "--out is required");
+  if (!a->label) return cli_usage_error(comm, "transfer", usage, "--label COL is required");
+  if (!a->out) return cli_usage_error(comm, "transfer", usage, "--out is required");
   return -1;
 }
 

@@ -39,6 +39,27 @@ int cli_load_config(const clue_comm *comm, const char *config_path,
   return CLUE_OK;
 }
 
+int cli_usage_error(const clue_comm *comm, const char *command, void (*usage)(FILE *),
+                    const char *msg) {
+  if (comm->rank == 0) {
+    fprintf(stderr, "clue %s: error: %s\n\n", command, msg);
+    usage(stderr);
+  }
+  return 2;
+}
+
+bool cli_int_arg(const char *opt, const char *v, long lo, long hi, long *out, char *msg,
+                 size_t size) {
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (*end || !*v || x < lo || x > hi) {
+    snprintf(msg, size, "%s %s: expected an integer in %ld..%ld", opt, v, lo, hi);
+    return false;
+  }
+  *out = x;
+  return true;
+}
+
 void cli_print(const clue_comm *comm, const char *fmt, ...) {
   if (comm->rank != 0) return;
   va_list ap;
