@@ -4,7 +4,8 @@
 # held-out test cells from each modality alone, evaluates them, carries the
 # cell types of the RNA training cells over to the ADT test cells (clue
 # transfer), predicts the proteins of the RNA test cells (clue predict, scored
-# against the measured ones), prints the metrics and where everything is.
+# against the measured ones), prints the metrics and where everything is, the
+# run's page (clue report) last.
 #   Default data: ../shared/data/bmmc_cite_600 (CITE-seq, human bone marrow, NeurIPS
 #   2021 competition data) when it exists; otherwise a paired RNA+ADT set of the
 #   same shape made on the spot by `clue simulate`.
@@ -48,8 +49,9 @@ mpirun -np "$np" "$clue" train --config "$CLUE_ROOT/configs/cite.yaml" \
 echo "== clue embed (test cells, each modality alone)"
 mpirun -np "$np" "$clue" embed --checkpoint "$out/run/checkpoint.h5" --out "$out/embed" --cells test
 
-echo "== clue eval"
-mpirun -np "$np" "$clue" eval "$out/embed/rna.h5ad" "$out/embed/adt.h5ad" --json "$out/eval.json"
+echo "== clue eval (and the run's page, report.html, with a map of these cells)"
+mpirun -np "$np" "$clue" eval "$out/embed/rna.h5ad" "$out/embed/adt.h5ad" --json "$out/eval.json" \
+  --label cell_type --report "$out/run"
 
 echo "== clue transfer (cell types of the RNA training cells -> the ADT test cells)"
 mpirun -np "$np" "$clue" embed --checkpoint "$out/run/checkpoint.h5" --out "$out/embed_train" \
@@ -69,4 +71,5 @@ cat <<MSG
   metrics        $out/eval.json
   labels         $out/transfer.h5ad   (obs cell_type_pred, cell_type_conf)
   proteins       $out/predicted_adt.h5ad   (X: expected ADT counts per 10,000 of the RNA test cells)
+  report         $out/run/report.html   (open it in a browser: curves, map, figures; numbers in report.json)
 MSG

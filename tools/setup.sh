@@ -7,7 +7,8 @@ set -euo pipefail
 CLUE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev
           libhdf5-openmpi-dev libopenblas-dev libyaml-dev libcmocka-dev
-          python3-anndata python3-h5py python3-yaml python3-sklearn python3-scipy clang libclang-rt-dev time bc)
+          python3-anndata python3-h5py python3-yaml python3-sklearn python3-scipy clang libclang-rt-dev time bc
+          chromium python3-pil umap-learn)
 
 clue_install_packages() {
   local missing=()

@@ -6,6 +6,7 @@
 #define CLUE_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "clue/comm.h"
@@ -22,6 +23,8 @@ int cli_simulate(int argc, char **argv, const clue_comm *comm);
 int cli_info(int argc, char **argv, const clue_comm *comm);
 int cli_transfer(int argc, char **argv, const clue_comm *comm);
 int cli_predict(int argc, char **argv, const clue_comm *comm);
+int cli_report_command(int argc, char **argv, const clue_comm *comm);
+int cli_umap(int argc, char **argv, const clue_comm *comm);
 
 /* ---- shared by the commands (src/cli/common.c) ---- */
 
@@ -82,5 +85,30 @@ void cli_absolute_path(char *path, size_t size);
 /* Makes the data and output paths of cfg absolute, so that the resolved config
  * works from any folder. */
 void cli_config_absolute_paths(clue_config *cfg);
+
+/* ---- the run report (src/cli/cmd_report.c), also written by train, embed and eval ---- */
+
+typedef struct cli_report_opts {
+  const char *run_dir;   /* the run folder (run.json, config.yaml, log.jsonl) */
+  const char *embed;     /* folder of embedded .h5ad files, or NULL */
+  const char *eval;      /* clue eval --json file, or NULL */
+  const char *out;       /* the page, or NULL: RUN_DIR/report.html */
+  const char *key, *label, *batch_key;
+  int64_t max_cells;
+  int neighbors;
+  uint64_t seed;
+  bool quiet;            /* no lines on stdout */
+  bool silent_warnings;  /* count warnings without printing them */
+} cli_report_opts;
+
+/* The defaults of clue report's options (key X_clue, 200,000 cells, 15 neighbours). */
+void cli_report_opts_default(cli_report_opts *o);
+
+/* Collective. Writes the page and its JSON (rank 0), saying on the page what is
+ * missing; *warnings counts what was missing or unreadable. Fails when the run
+ * folder does not exist, when nothing at all can be shown, or on I/O, memory
+ * or MPI failures. */
+int cli_report_write(const cli_report_opts *o, const clue_comm *comm, int *warnings,
+                     clue_err *err);
 
 #endif

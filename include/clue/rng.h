@@ -22,7 +22,9 @@ enum {
   CLUE_RNG_TEST = 10,     /* tests */
   CLUE_RNG_PERMUTE_PAIRED = 11,   /* order of the paired cells (train.paired_fraction) */
   CLUE_RNG_PERMUTE_UNPAIRED = 12, /* order of the other cells (train.paired_fraction) */
-  CLUE_RNG_PSEUDO = 13    /* whether a cell takes its pseudo-partner (train.pseudo) */
+  CLUE_RNG_PSEUDO = 13,   /* whether a cell takes its pseudo-partner (train.pseudo) */
+  CLUE_RNG_UMAP = 14,     /* clue umap: initial noise, edge and negative samples */
+  CLUE_RNG_REPORT = 15    /* clue report: the cells drawn for a map, drawing order */
 };
 
 typedef struct clue_rng {

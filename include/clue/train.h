@@ -20,6 +20,7 @@ typedef struct clue_train_opts {
   bool resume;  /* continue from <output.dir>/checkpoint.h5 when it exists */
   bool quiet;   /* no per-epoch lines on stdout (log.jsonl is still written) */
   bool overwrite; /* start a new run even if output.dir holds one (else refuse) */
+  int threads;    /* BLAS threads per rank, for the run's record (run.json) */
 } clue_train_opts;
 
 /* Epoch counts resolved from "auto" (the method note's formulas). */

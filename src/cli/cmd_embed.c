@@ -2,6 +2,7 @@
  * modality alone with a trained model (eval mode), each rank its own shard,
  * and write <out>/<modality>.h5ad with obsm/X_clue in input cell order. */
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ typedef struct embed_args {
   const char *checkpoint, *out, *config, *cells, *key;
   char **sets;
   int n_sets;
+  bool report; /* --report: refresh the run's page with these cells */
 } embed_args;
 
 static void usage(FILE *out) {
@@ -39,6 +41,8 @@ static void usage(FILE *out) {
           "                     --set data.modalities.rna.file=query_rna.h5ad\n"
           "  --cells all|train|test  which cells (default: embed.cells of the config)\n"
           "  --key NAME         obsm key to write (default X_clue)\n"
+          "  --report           refresh the run's page (the checkpoint's folder,\n"
+          "                     report.html) with a map of these cells\n"
           "  -h, --help         this help\n");
 }
 
@@ -47,7 +51,8 @@ static int parse_args(int argc, char **argv, embed_args *a, const clue_comm *com
       {"checkpoint", required_argument, 0, 'k'}, {"out", required_argument, 0, 'o'},
       {"config", required_argument, 0, 'c'},     {"set", required_argument, 0, 's'},
       {"cells", required_argument, 0, 'C'},      {"key", required_argument, 0, 'K'},
-      {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+      {"report", no_argument, 0, 'R'},           {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   int c;
   optind = 1;
   opterr = 0;
@@ -59,6 +64,7 @@ static int parse_args(int argc, char **argv, embed_args *a, const clue_comm *com
       case 's': a->sets[a->n_sets++] = optarg; break;
       case 'C': a->cells = optarg; break;
       case 'K': a->key = optarg; break;
+      case 'R': a->report = true; break;
       case 'h':
         if (comm->rank == 0) usage(stdout);
         return 0;
@@ -274,6 +280,17 @@ int cli_embed(int argc, char **argv, const clue_comm *comm) {
   clue_err err;
   clue_err_clear(&err);
   int rc = run(&a, comm, &err);
+  if (rc == CLUE_OK && a.report) {
+    char dir[CLUE_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", a.checkpoint);
+    cli_report_opts ro;
+    cli_report_opts_default(&ro);
+    ro.run_dir = dirname(dir);
+    ro.embed = a.out;
+    ro.key = a.key;
+    int warnings = 0;
+    rc = cli_report_write(&ro, comm, &warnings, &err);
+  }
   free(a.sets);
   return cli_report(comm, "embed", rc, &err);
 }

@@ -5,6 +5,7 @@
  * Printed as tables and optionally written as JSON. The all-pairs work is split
  * over the ranks (knn.h, silhouette.h). */
 #include <getopt.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 #include "eval_unpaired.h"
 
 typedef struct eval_args {
-  const char *a, *b, *key, *where, *json, *pred_ab, *pred_ba, *batch_key, *label;
+  const char *a, *b, *key, *where, *json, *pred_ab, *pred_ba, *batch_key, *label, *report;
   const char *files[UNPAIRED_MAX_MODS];
   int n_files;
   int k, label_k;
@@ -62,6 +63,9 @@ static void usage(FILE *out) {
           "                      matched by obs/var names) as match_ab, instead of snn\n"
           "  --prediction-ba Q.h5ad  likewise for match_ba (rows: B's cells)\n"
           "  --json FILE         also write the figures as a JSON object\n"
+          "  --report RUN_DIR    refresh that run's page (report.html) with these figures\n"
+          "                      and a map of these cells (the JSON goes to --json, or\n"
+          "                      RUN_DIR/eval.json)\n"
           "  -h, --help          this help\n");
 }
 
@@ -71,7 +75,8 @@ static int parse_args(int argc, char **argv, eval_args *a, const clue_comm *comm
       {"k", required_argument, 0, 'k'},          {"batch-key", required_argument, 0, 'B'},
       {"prediction", required_argument, 0, 'p'}, {"prediction-ba", required_argument, 0, 'q'},
       {"json", required_argument, 0, 'j'},       {"label", required_argument, 0, 'l'},
-      {"label-k", required_argument, 0, 'L'},    {"help", no_argument, 0, 'h'},
+      {"label-k", required_argument, 0, 'L'},    {"report", required_argument, 0, 'R'},
+      {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
   char *end;
@@ -86,6 +91,7 @@ static int parse_args(int argc, char **argv, eval_args *a, const clue_comm *comm
       case 'q': a->pred_ba = optarg; break;
       case 'j': a->json = optarg; break;
       case 'l': a->label = optarg; break;
+      case 'R': a->report = optarg; break;
       case 'L':
         a->label_k = (int)strtol(optarg, &end, 10);
         if (*end || a->label_k < 1 || a->label_k > 1000) {
@@ -503,6 +509,26 @@ int cli_eval(int argc, char **argv, const clue_comm *comm) {
   int rc = cli_setup_runtime(comm, NULL, &err);
   eval_out o;
   memset(&o, 0, sizeof o);
+  char json[CLUE_PATH_MAX + 16], dir[CLUE_PATH_MAX];
+  if (a.report && !a.json) {
+    snprintf(json, sizeof json, "%s/eval.json", a.report);
+    a.json = json;
+  }
   if (rc == CLUE_OK) rc = run(&a, comm, &o, &err);
+  if (rc == CLUE_OK && a.report) {
+    snprintf(dir, sizeof dir, "%s", a.files[0]);
+    char *colon = strstr(dir, ".h5mu:");
+    if (colon) colon[5] = '\0';
+    cli_report_opts ro;
+    cli_report_opts_default(&ro);
+    ro.run_dir = a.report;
+    ro.embed = dirname(dir);
+    ro.eval = a.json;
+    ro.key = a.key;
+    ro.label = a.label;
+    ro.batch_key = a.batch_key;
+    int warnings = 0;
+    rc = cli_report_write(&ro, comm, &warnings, &err);
+  }
   return cli_report(comm, "eval", rc, &err);
 }

@@ -15,6 +15,8 @@ static void usage(FILE *out) {
           "Trains a CLUE model on the training cells of the config (cells whose\n"
           "data.split_key column is not data.test_value) and fills output.dir with:\n"
           "  config.yaml     the resolved configuration (every key, absolute paths)\n"
+          "  run.json        the run's record: ranks, threads, data shapes, status\n"
+          "  report.html     the run's page (clue report; report.json beside it)\n"
           "  log.jsonl       one JSON object per epoch: every loss term (train and\n"
           "                  validation), learning rate, seconds, cells/s\n"
           "  checkpoint.h5   model, preprocessing, optimiser and position (best weights\n"
@@ -93,6 +95,7 @@ int cli_train(int argc, char **argv, const clue_comm *comm) {
   int rc = cli_load_config(comm, config, sets, n_sets, &cfg, &err);
   free(sets);
   if (!rc) rc = cli_setup_runtime(comm, &threads, &err);
+  to.threads = threads;
   if (rc) return cli_report(comm, "train", rc, &err);
   cli_config_absolute_paths(&cfg);
   if (comm->rank == 0) {
@@ -111,5 +114,16 @@ int cli_train(int argc, char **argv, const clue_comm *comm) {
   }
   rc = clue_comm_agree(comm, rc, &err);
   if (!rc) rc = clue_train_run(&cfg, &to, comm, &err);
+  if (!rc) { /* the run's page; a failure to write it is only a warning */
+    cli_report_opts ro;
+    cli_report_opts_default(&ro);
+    ro.run_dir = cfg.out_dir;
+    ro.quiet = to.quiet;
+    ro.silent_warnings = true;
+    int warnings = 0;
+    clue_err rerr;
+    if (cli_report_write(&ro, comm, &warnings, &rerr) && comm->rank == 0)
+      fprintf(stderr, "clue train: warning: report not written: %s\n", rerr.msg);
+  }
   return cli_report(comm, "train", rc, &err);
 }

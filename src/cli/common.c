@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clue/cli.h"
+#include "clue/strbuf.h"
 
 int cli_report(const clue_comm *comm, const char *command, int code,
                const clue_err *err) {
@@ -92,32 +93,5 @@ int cli_mkdir_p(const char *path, clue_err *err) {
 }
 
 int cli_write_file_atomic(const char *path, const char *text, clue_err *err) {
-  char tmp[CLUE_PATH_MAX + 32];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0)
-    return clue_fail(err, CLUE_EIO, "cannot create %s: %s", tmp, strerror(errno));
-  size_t len = strlen(text), done = 0;
-  while (done < len) {
-    ssize_t w = write(fd, text + done, len - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      unlink(tmp);
-      return clue_fail(err, CLUE_EIO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    done += (size_t)w;
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return clue_fail(err, CLUE_EIO, "cannot write %s: %s", tmp, strerror(e));
-  }
-  if (rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return clue_fail(err, CLUE_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-  }
-  return CLUE_OK;
+  return clue_write_file_atomic(path, text, strlen(text), err);
 }

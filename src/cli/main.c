@@ -21,6 +21,8 @@ static const command COMMANDS[] = {
     {"eval", cli_eval, "FOSCTTM, matching score and partner recall of two embeddings"},
     {"predict", cli_predict, "the missing modality's expected profile for cells of another"},
     {"transfer", cli_transfer, "carry obs labels over to other cells by a kNN vote in the embedding"},
+    {"umap", cli_umap, "a 2-D UMAP layout of an embedding (obsm/X_umap) for plots"},
+    {"report", cli_report_command, "one self-contained HTML page about a run: curves, map, figures"},
     {"simulate", cli_simulate, "write a synthetic multi-modal data set of any size"},
     {"info", cli_info, "describe an .h5ad or .h5mu file"},
 };

@@ -16,8 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clue/blas_core.h"
 #include "clue/gradsum.h"
 #include "clue/prof.h"
+#include "clue/run_record.h"
 #include "clue/pseudo.h"
 #include "clue/train.h"
 
@@ -42,6 +44,9 @@ typedef struct trainer {
                              before the step, restored when the step is dropped */
   clue_gradsum *gsum;     /* gradient sums over the ranks */
   clue_pseudo *pseudo;    /* train.pseudo: partners of this rank's cells, or NULL */
+  clue_run_record rec;    /* RUN/run.json (rank 0 writes it) */
+  bool has_rec;           /* rec is filled in */
+  char end_reason[64];    /* why training finished */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -727,7 +732,12 @@ static int train_loop(trainer *t, clue_err *err) {
     char note[64];
     bool stop = after_epoch(t, epoch, has_val ? va.gen : tr.gen, note, sizeof note);
     if (stop) snprintf(note, sizeof note, "early stop");
-    if (stop || epoch >= t->sch.max_epochs || out_of_steps(t)) st->finished = true;
+    if (stop || epoch >= t->sch.max_epochs || out_of_steps(t)) {
+      st->finished = true;
+      snprintf(t->end_reason, sizeof t->end_reason, "%s",
+               stop ? "early stop (validation loss)"
+               : out_of_steps(t) ? "train.max_steps reached" : "max epochs reached");
+    }
     log_epoch(t, epoch, &tr, &va, has_val, secs, secs > 0 ? cells / secs : 0, note);
     bool periodic = t->cfg->checkpoint_every > 0 && epoch % t->cfg->checkpoint_every == 0 &&
                     now_seconds() - t->last_checkpoint >= t->cfg->checkpoint_seconds;
@@ -773,6 +783,71 @@ static const char *split_note(const clue_work *w) {
   return enc ? " (one node: each encoder on one rank)" : "";
 }
 
+/* Collective. The facts of run.json that do not change during training. */
+static void record_init(trainer *t) {
+  const clue_dataset *d = t->d;
+  clue_run_record *r = &t->rec;
+  memset(r, 0, sizeof *r);
+  int64_t all = 0;
+  for (int64_t c = d->local_begin; c < d->local_end; c++) {
+    int n = 0;
+    for (int k = 0; k < d->n_mod; k++) n += d->local_row[(c - d->local_begin) * d->n_mod + k] >= 0;
+    all += n == d->n_mod;
+  }
+  clue_comm_sum_int64(t->comm, &all, 1);
+  r->ranks = t->comm->size;
+  r->threads = t->opts->threads;
+  clue_blas_describe(r->blas, sizeof r->blas);
+  snprintf(r->layout, sizeof r->layout, "%s", split_note(t->work));
+  r->cells = d->n_cells;
+  r->cells_train = t->plan->n_train;
+  r->cells_val = t->plan->n_val;
+  r->cells_all_mods = all;
+  for (int k = 0; k < d->n_mod; k++) {
+    r->mod[k].cells = d->mod[k].n_cells;
+    r->mod[k].features = d->mod[k].n_features;
+    r->mod[k].decoded = t->ck.prep[k]->n_decoded;
+    r->mod[k].components = t->ck.prep[k]->n_components;
+  }
+  r->steps_per_epoch = clue_plan_steps_per_epoch(t->plan);
+  r->max_epochs = last_epoch(t);
+  r->align_burnin = t->sch.align_burnin;
+  r->patience = t->sch.patience;
+  if (t->comm->rank == 0 && t->ckpt_step >= 0) { /* a resume: the earlier starts' record */
+    clue_run_record_previous(t->cfg->out_dir, r);
+    if (r->n_resumed == CLUE_RUN_RESUMES_MAX) /* keep the last ones */
+      memmove(r->resumed_at, r->resumed_at + 1, (CLUE_RUN_RESUMES_MAX - 1) * sizeof *r->resumed_at);
+    r->n_resumed -= r->n_resumed == CLUE_RUN_RESUMES_MAX;
+    r->resumed_at[r->n_resumed++] = t->ck.state.epoch;
+  }
+  r->starts = t->ckpt_step >= 0 ? (r->starts > 0 ? r->starts : 1) + 1 : 1;
+  t->has_rec = true;
+}
+
+/* Rank 0: run.json with the current state; a failure to write it is a warning. */
+static void record_write(trainer *t, const char *status, const char *reason, double wall) {
+  if (t->comm->rank != 0 || !t->has_rec) return;
+  clue_run_record *r = &t->rec;
+  const clue_train_state *st = &t->ck.state;
+  r->status = status;
+  snprintf(r->reason, sizeof r->reason, "%s", reason);
+  r->epoch = st->epoch, r->step = st->step, r->best_epoch = st->best_epoch;
+  r->seconds = st->seconds, r->lr = st->lr, r->wall_seconds = wall;
+  clue_err e;
+  if (clue_run_record_write(t->cfg->out_dir, t->cfg, r, &e))
+    fprintf(stderr, "clue train: warning: %s\n", e.msg);
+}
+
+/* Rank 0: run.json at the end of this start, from the outcome rc. */
+static void record_end(trainer *t, int rc, const clue_err *err, double wall) {
+  if (rc == CLUE_OK)
+    record_write(t, "finished", t->end_reason[0] ? t->end_reason : "finished", wall);
+  else if (rc == CLUE_EINTERRUPTED)
+    record_write(t, "stopped", "stop signal: checkpoint written; continue with --resume", wall);
+  else
+    record_write(t, "failed", err->msg, wall);
+}
+
 int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                    const clue_comm *comm, clue_err *err) {
   trainer t;
@@ -780,6 +855,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   t.cfg = cfg;
   t.comm = comm;
   t.opts = opts;
+  double t_start = now_seconds();
   int rc = setup(&t, err);
   rc = clue_comm_agree(comm, rc, err);
   if (rc == CLUE_OK) {
@@ -802,6 +878,8 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
     clue_train_install_signals();
     t.last_checkpoint = now_seconds();
+    record_init(&t);
+    record_write(&t, "running", "", 0);
     rc = train_loop(&t, err);
   }
   if (rc == CLUE_OK) {
@@ -814,6 +892,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                 (long long)(t.ck.has_best ? t.ck.state.best_epoch : t.ck.state.epoch),
                 t.ckpt_path);
   }
+  record_end(&t, rc, err, now_seconds() - t_start);
   teardown(&t);
   return rc;
 }
