@@ -24,6 +24,19 @@ clue_comm clue_comm_world(void);
 /* A clue_comm view of MPI_COMM_SELF: one rank, for single-process work. */
 clue_comm clue_comm_self(void);
 
+/* Collective. *node (free with MPI_Comm_free) ← the ranks of c on this rank's
+ * node, in c's order. With CLUE_RANKS_PER_NODE=n in the environment (a test and
+ * benchmark aid), ranks r of c with the same r / n form a node of their own (within
+ * a real node): such emulated nodes share no memory window and talk only through
+ * MPI, as separate machines would. */
+void clue_comm_node(const clue_comm *c, MPI_Comm *node);
+
+/* Collective. The number of nodes (clue_comm_node's) the ranks of c span. */
+int clue_comm_nodes(const clue_comm *c);
+
+/* n of CLUE_RANKS_PER_NODE=n when set to a positive integer, else 0. */
+int clue_ranks_per_node_emulated(void);
+
 /* Collective. Combines every rank's status: returns CLUE_OK when all ranks passed
  * CLUE_OK; otherwise every rank returns the code of the lowest failing rank and
  * receives that rank's message in err (prefixed with "rank N: " when size > 1). */

@@ -23,7 +23,7 @@ typedef struct clue_run_mod {
 typedef struct clue_run_record {
   int ranks, threads;
   char blas[256];      /* clue_blas_describe */
-  char layout[128];    /* how the ranks share the layers ("" : data parallel only) */
+  char layout[256];    /* how the ranks share the layers ("" : data parallel only) */
   int64_t cells, cells_train, cells_val, cells_all_mods;
   clue_run_mod mod[CLUE_MAX_MOD];
   int64_t steps_per_epoch, max_epochs, align_burnin, patience;

@@ -11,7 +11,7 @@
 /* Ranks of this job on this node. */
 static int local_ranks(const clue_comm *comm) {
   MPI_Comm node;
-  MPI_Comm_split_type(comm->comm, MPI_COMM_TYPE_SHARED, comm->rank, MPI_INFO_NULL, &node);
+  clue_comm_node(comm, &node);
   int n = 1;
   MPI_Comm_size(node, &n);
   MPI_Comm_free(&node);

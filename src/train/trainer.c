@@ -47,6 +47,7 @@ typedef struct trainer {
   clue_run_record rec;    /* RUN/run.json (rank 0 writes it) */
   bool has_rec;           /* rec is filled in */
   char end_reason[64];    /* why training finished */
+  int n_nodes;            /* nodes the ranks span (clue_comm_nodes) */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -775,12 +776,19 @@ static void teardown(trainer *t) {
   clue_dataset_free(t->d);
 }
 
-/* How the ranks of one node share the layers, for the first line of a run. */
-static const char *split_note(const clue_work *w) {
+/* How the ranks share the layers, for the first line of a run and run.json. */
+static void layout_note(const trainer *t, char *buf, size_t size) {
+  const clue_work *w = t->work;
   bool out = clue_work_outputs_split(w), enc = clue_work_encoder_owner(w, 0, 0) >= 0;
-  if (out && enc) return " (one node: decoder output layers split, each encoder on one rank)";
-  if (out) return " (one node: decoder output layers split)";
-  return enc ? " (one node: each encoder on one rank)" : "";
+  const char *emu = clue_ranks_per_node_emulated() ? ", emulated by CLUE_RANKS_PER_NODE" : "";
+  if (t->n_nodes > 1)
+    snprintf(buf, size, " (%d nodes%s: every rank runs every layer, whole-model gradient sums "
+                        "with MPI_Allreduce)", t->n_nodes, emu);
+  else if (out || enc)
+    snprintf(buf, size, " (one node%s: %s%s%s)", emu, out ? "decoder output layers split" : "",
+             out && enc ? ", " : "", enc ? "each encoder on one rank" : "");
+  else
+    buf[0] = '\0';
 }
 
 /* Collective. The facts of run.json that do not change during training. */
@@ -798,7 +806,7 @@ static void record_init(trainer *t) {
   r->ranks = t->comm->size;
   r->threads = t->opts->threads;
   clue_blas_describe(r->blas, sizeof r->blas);
-  snprintf(r->layout, sizeof r->layout, "%s", split_note(t->work));
+  layout_note(t, r->layout, sizeof r->layout);
   r->cells = d->n_cells;
   r->cells_train = t->plan->n_train;
   r->cells_val = t->plan->n_val;
@@ -868,12 +876,15 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   if (rc == CLUE_OK) {
     free(t.ck.config_yaml); /* the checkpoint records the config of this run */
     t.ck.config_yaml = clue_config_to_yaml(cfg);
+    t.n_nodes = clue_comm_nodes(comm);
+    char layout[256];
+    layout_note(&t, layout, sizeof layout);
     say(&t,
                 "training on %lld cells (%lld for steps, %lld for validation) on %d rank%s%s: "
                 "%lld steps/epoch, up to %lld epochs, alignment burn-in %lld, patience %lld\n",
                 (long long)t.d->n_cells, (long long)t.plan->n_train, (long long)t.plan->n_val,
                 comm->size, comm->size > 1 ? "s" : "",
-                split_note(t.work),
+                layout,
                 (long long)clue_plan_steps_per_epoch(t.plan), (long long)last_epoch(&t),
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
     clue_train_install_signals();

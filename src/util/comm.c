@@ -17,6 +17,36 @@ clue_comm clue_comm_world(void) { return comm_view(MPI_COMM_WORLD); }
 
 clue_comm clue_comm_self(void) { return comm_view(MPI_COMM_SELF); }
 
+int clue_ranks_per_node_emulated(void) {
+  const char *v = getenv("CLUE_RANKS_PER_NODE");
+  char *end;
+  long n = v ? strtol(v, &end, 10) : 0;
+  return v && *v && !*end && n > 0 && n < 1 << 20 ? (int)n : 0;
+}
+
+void clue_comm_node(const clue_comm *c, MPI_Comm *node) {
+  MPI_Comm shared;
+  MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &shared);
+  int per = clue_ranks_per_node_emulated();
+  if (!per) {
+    *node = shared;
+    return;
+  }
+  MPI_Comm_split(shared, c->rank / per, c->rank, node);
+  MPI_Comm_free(&shared);
+}
+
+int clue_comm_nodes(const clue_comm *c) {
+  MPI_Comm node;
+  clue_comm_node(c, &node);
+  int local = 0, leaders;
+  MPI_Comm_rank(node, &local);
+  MPI_Comm_free(&node);
+  leaders = local == 0;
+  MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, c->comm);
+  return leaders;
+}
+
 typedef struct err_packet {
   int code;
   char msg[CLUE_ERR_MSG_MAX];

@@ -37,7 +37,7 @@ int clue_shm_new(const clue_comm *comm, int64_t bytes, clue_shm **out, clue_err 
     return clue_fail(err, CLUE_ENOMEM, "out of memory for a shared window");
   }
   MPI_Comm node;
-  MPI_Comm_split_type(comm->comm, MPI_COMM_TYPE_SHARED, comm->rank, MPI_INFO_NULL, &node);
+  clue_comm_node(comm, &node);
   int node_size = 0;
   MPI_Comm_size(node, &node_size);
   int ok = node_size == comm->size; /* the same answer on every rank */
