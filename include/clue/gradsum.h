@@ -38,6 +38,18 @@ static inline void clue_sum_real_mpi(const clue_comm *c, real *buf, int64_t n) {
 int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
                      clue_gradsum **out, clue_err *err);
 
+/* The hybrid layout of several nodes: g made (clue_gradsum_new) on the
+ * communicator of this rank's node, with a window; world: every rank of the
+ * sums; across: rank r of every node (one per node, in node order). Every sum
+ * then adds over the node through the window and each rank's slice or parts
+ * over `across` with MPI_Allreduce (bytes per rank ≈ the buffer / ranks per
+ * node). Returns 0 (and does nothing) when g has no window. Both communicators
+ * are not owned and must outlive g. */
+int clue_gradsum_set_nodes(clue_gradsum *g, const clue_comm *world, const clue_comm *across);
+
+/* This rank's rank in the window's communicator (its node's, in the hybrid layout). */
+int clue_gradsum_node_rank(const clue_gradsum *g);
+
 /* Collective. Gives attached arenas their own gradient and weight buffers back
  * (if that fails, their g or w becomes NULL) and frees the window (NULL is
  * allowed on every rank). */

@@ -169,6 +169,15 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
 int clue_work_split_encoders(clue_work *w, const clue_model *m, const clue_comm *comm,
                              int rows_global, clue_err *err);
 
+/* The hybrid layout of several nodes: after clue_work_split_outputs and
+ * _split_encoders on the communicator of this rank's node (every node with the
+ * same number of ranks), the steps run on the communicator of all `nodes`
+ * nodes' ranks; each node splits the layers over its ranks for its own rows,
+ * and `across` (rank r of every node, one per node; not owned, must outlive w)
+ * carries the BatchNorm sums of the encoders a rank runs for its node. The
+ * gradients of a slice are summed over `across` by clue_gradsum (set up alike). */
+void clue_work_set_nodes(clue_work *w, int nodes, const clue_comm *across);
+
 /* The rank that runs encoder q(z_j | x_k) (clue_work_split_encoders), or −1
  * when every rank runs every encoder. */
 int clue_work_encoder_owner(const clue_work *w, int k, int j);

@@ -1258,7 +1258,7 @@ static bool ends_with(const char *s, const char *tail) {
   return n >= m && strcasecmp(s + n - m, tail) == 0;
 }
 
-/* The rules for one modality (see the README's list). */
+/* The rules for one modality (see docs/config.md). */
 static int validate_modality(const clue_config *cfg, const clue_modality_config *m,
                              clue_err *err) {
   const char *p = m->name;

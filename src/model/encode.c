@@ -159,7 +159,16 @@ void enc_backward(clue_model *m, clue_work *w, int k, const clue_mod_rows *rows,
 static char *eslot(const enc_split *s, int q) { return clue_shm_slot(s->shm, q); }
 
 static bool esplit_active(const enc_split *s, const clue_comm *comm) {
-  return s->shm && comm && comm->size == s->P;
+  return s->shm && comm && comm->size == s->P * s->nodes.n;
+}
+
+/* The communicator and row count of BatchNorm in an encoder that this rank runs
+ * for its node's n rows: itself alone on one node; with several, the ranks that
+ * run it on every node, over the minibatch's B rows. */
+static const clue_comm *esplit_bn(const enc_split *s, const clue_comm *self, int64_t n,
+                                  int64_t B, int64_t *n_global) {
+  *n_global = s->nodes.n > 1 ? B : n;
+  return s->nodes.n > 1 ? &s->nodes.across : self;
 }
 
 static void esplit_sync(const enc_split *s) {
@@ -219,7 +228,7 @@ static bool esplit_offsets(enc_split *s, int K) {
 
 /* Phase 2 on the owner of encoder (k, j): every rank's rows through it, the
  * outputs and running statistics into this rank's slot. */
-static void esplit_run(clue_model *m, clue_work *w, int k, int j, const clue_pass *p) {
+static void esplit_run(clue_model *m, clue_work *w, int k, int j, int64_t B, const clue_pass *p) {
   enc_split *s = &w->esplit;
   int R = m->spec.enc_in[k], d = w->d, e = k * w->K + j;
   int64_t n = s->row0[k][s->P];
@@ -231,12 +240,13 @@ static void esplit_run(clue_model *m, clue_work *w, int k, int j, const clue_pas
   }
   clue_prof_pop();
   clue_comm self = clue_comm_self();
-  nn_mode mode = {.train = p->train, .comm = &self};
+  int64_t n_global;
+  nn_mode mode = {.train = p->train, .comm = esplit_bn(s, &self, n, B, &n_global)};
   mode.rng.seed = p->seed;
   mode.rng.pass = app_pass(p->pass, APP_ENCODERS);
   mode.rng.row_key = s->key_all;
-  real *h = nn_mlp_forward(&m->gen, &m->buf, &m->enc[k][j], s->x_all, NULL, (int)n, n, &mode,
-                           &w->enc_cache[k][j]);
+  real *h = nn_mlp_forward(&m->gen, &m->buf, &m->enc[k][j], s->x_all, NULL, (int)n, n_global,
+                           &mode, &w->enc_cache[k][j]);
   real *out = (real *)(eslot(s, s->r) + s->out_off[e]);
   const nn_linear *head[2] = {&m->enc_loc[k][j], &m->enc_std[k][j]};
   for (int t = 0; t < 2; t++) {
@@ -289,14 +299,14 @@ void enc_forward_all(clue_model *m, clue_work *w, const clue_minibatch *mb,
     esplit_fail(w, mb);
     return;
   }
-  for (int e = s->r; e < w->K * w->K; e += s->P) esplit_run(m, w, e / w->K, e % w->K, p);
+  for (int e = s->r; e < w->K * w->K; e += s->P) esplit_run(m, w, e / w->K, e % w->K, mb->B, p);
   esplit_sync(s); /* every encoder's outputs are in */
   esplit_take(m, w, p);
 }
 
 /* On the owner of encoder (k, j): every rank's rows' gradients of its outputs
  * (gathered from the slots) back through its heads and stack. */
-static void esplit_back(clue_model *m, clue_work *w, int k, int j, const clue_pass *p) {
+static void esplit_back(clue_model *m, clue_work *w, int k, int j, int64_t B, const clue_pass *p) {
   enc_split *s = &w->esplit;
   int d = w->d, Kd = w->Kd;
   int64_t n = s->row0[k][s->P];
@@ -316,8 +326,9 @@ static void esplit_back(clue_model *m, clue_work *w, int k, int j, const clue_pa
     nn_linear_backward(&m->gen, head[t], h, w->dhead, (int)n, w->dh);
   }
   clue_comm self = clue_comm_self();
-  nn_mode mode = {.train = p->train, .comm = &self}; /* the masks are the forward's */
-  nn_mlp_backward(&m->gen, &m->enc[k][j], c, w->dh, (int)n, n, NULL, &mode);
+  int64_t n_global;
+  nn_mode mode = {.train = p->train, .comm = esplit_bn(s, &self, n, B, &n_global)};
+  nn_mlp_backward(&m->gen, &m->enc[k][j], c, w->dh, (int)n, n_global, NULL, &mode); /* the masks are the forward's */
 }
 
 void enc_backward_all(clue_model *m, clue_work *w, const clue_minibatch *mb,
@@ -340,5 +351,5 @@ void enc_backward_all(clue_model *m, clue_work *w, const clue_minibatch *mb,
   }
   clue_prof_pop();
   esplit_sync(s); /* every rank's gradients are in */
-  for (int e = s->r; e < K * K; e += s->P) esplit_back(m, w, e / K, e % K, p);
+  for (int e = s->r; e < K * K; e += s->P) esplit_back(m, w, e / K, e % K, mb->B, p);
 }

@@ -57,9 +57,18 @@ typedef struct dec_work {
 /* Features per tile of a split layer's weight gradient (decode.c). */
 #define CLUE_TILE 512
 
+/* Several nodes, each splitting its layers over its P ranks alike (the hybrid
+ * layout, clue_work_set_nodes): rank r of every node holds the same slice, and
+ * `across` links those ranks (one per node). n = 1: one node. */
+typedef struct split_nodes {
+  int n;
+  clue_comm across;
+} split_nodes;
+
 typedef struct out_split {
   clue_shm *shm;      /* NULL: not split */
   int P, r;
+  split_nodes nodes;
   int64_t cap_rows;   /* rows of one decoder run over all ranks, at most */
   int64_t cap_own;    /* rows of one decoder run on one rank, at most */
   uint64_t done;      /* the arrival (clue_shm_arrive) after which every rank is
@@ -118,6 +127,7 @@ typedef struct out_split {
 typedef struct enc_split {
   clue_shm *shm; /* NULL: every rank runs every encoder on its own rows */
   int P, r;
+  split_nodes nodes; /* the nodes whose ranks of the same index share a slice */
   int64_t cap_own, cap_all; /* rows of a modality on one rank, over all ranks */
   int64_t in_off[CLUE_K], key_off[CLUE_K], grad_off[CLUE_K]; /* byte offsets */
   int64_t out_off[CLUE_K * CLUE_K], run_off[CLUE_K * CLUE_K];
@@ -162,7 +172,7 @@ struct clue_work {
 /* Whether a run through communicator comm splits the output layers (else they
  * run whole, every row on every rank). */
 static inline bool out_split_active(const out_split *s, const clue_comm *comm) {
-  return s->shm && comm && comm->size == s->P;
+  return s->shm && comm && comm->size == s->P * s->nodes.n;
 }
 
 /* Pass ids of the applications within one forward pass. */

@@ -186,6 +186,7 @@ int clue_work_split_outputs(clue_work *w, const clue_model *m, const clue_comm *
   }
   s->P = P;
   s->r = comm->rank;
+  s->nodes = (split_nodes){.n = 1, .across = clue_comm_self()};
   s->cap_rows = cap;
   s->cap_own = own;
   s->tile = CLUE_TILE;
@@ -238,9 +239,16 @@ int clue_work_split_encoders(clue_work *w, const clue_model *m, const clue_comm 
   }
   s->P = P;
   s->r = comm->rank;
+  s->nodes = (split_nodes){.n = 1, .across = clue_comm_self()};
   s->cap_own = cap_own;
   s->cap_all = cap_all;
   return CLUE_OK;
+}
+
+void clue_work_set_nodes(clue_work *w, int nodes, const clue_comm *across) {
+  split_nodes n = {.n = nodes, .across = *across};
+  if (w->split.shm) w->split.nodes = n;
+  if (w->esplit.shm) w->esplit.nodes = n;
 }
 
 int clue_work_encoder_owner(const clue_work *w, int k, int j) {

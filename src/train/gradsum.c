@@ -19,7 +19,11 @@ typedef struct split_tensor {
 } split_tensor;
 
 struct clue_gradsum {
-  clue_comm comm;  /* the communicator of the sums (not owned) */
+  clue_comm comm;  /* the ranks of the window: all, or this node's (not owned) */
+  clue_comm world; /* every rank of the sums (= comm on one node) */
+  clue_comm across; /* with several nodes: rank comm.rank of every node; else size 1 */
+  real *pack;      /* (pack_cap) this rank's parts, packed for one sum across nodes */
+  int64_t pack_cap;
   clue_shm *shm;   /* the ranks' slots when they share one node; NULL: the sums use
                       MPI_Allreduce */
   real **slot;     /* (size) slot q: n_max values of rank q in the window */
@@ -43,7 +47,8 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
   *out = NULL;
   clue_gradsum *g = clue_calloc(1, sizeof *g, err);
   if (!g) return clue_comm_agree(comm, CLUE_ENOMEM, err);
-  g->comm = *comm;
+  g->comm = g->world = *comm;
+  g->across = clue_comm_self();
   g->n_max = n_max;
   int rc = clue_comm_agree(comm, CLUE_OK, err);
   if (rc) {
@@ -126,6 +131,7 @@ void clue_gradsum_free(clue_gradsum *g) {
     }
   }
   clue_shm_free(g->shm);
+  free(g->pack);
   free(g->slot);
   free(g->view);
   free(g->part_b);
@@ -177,9 +183,9 @@ static int64_t slot_offset(const clue_gradsum *g, const real *buf, int64_t n) {
 
 void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   const clue_comm *c = &g->comm;
-  if (c->size == 1 || n <= 0) return;
+  if (g->world.size == 1 || n <= 0) return;
   if (!g->shm || n > g->n_max) {
-    clue_sum_real_mpi(c, buf, n);
+    clue_sum_real_mpi(&g->world, buf, n);
     return;
   }
   int P = c->size, r = c->rank;
@@ -188,7 +194,7 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   bool in_place = off >= 0;
   real **view = g->view;
   if (!in_place && g->n_attached > 0) { /* the slot holds attached gradients */
-    clue_sum_real_mpi(c, buf, n);
+    clue_sum_real_mpi(&g->world, buf, n);
     return;
   }
   if (in_place) {
@@ -200,7 +206,12 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
     memcpy(g->slot[r], buf, (size_t)n * sizeof(real));
     node_sync(g);
   }
-  sum_slice(view, P, slice_begin(n, P, r), slice_begin(n, P, r + 1), buf, view[r], -1);
+  int64_t b0 = slice_begin(n, P, r), e0 = slice_begin(n, P, r + 1);
+  sum_slice(view, P, b0, e0, buf, view[r], -1);
+  if (g->across.size > 1 && e0 > b0) { /* this slice over the nodes */
+    clue_sum_real_mpi(&g->across, buf + b0, e0 - b0);
+    memcpy(view[r] + b0, buf + b0, (size_t)(e0 - b0) * sizeof(real));
+  }
   node_sync(g);
   for (int q = 0; q < P; q++) {
     if (q == r) continue;
@@ -357,6 +368,43 @@ int clue_gradsum_parts(clue_gradsum *g, const real *buf, int64_t n, int r, const
   return k;
 }
 
+/* This rank's parts [b[i], e[i]) of buf, summed over the nodes (rank r of
+ * every node holds the same parts): packed into one buffer, one sum. */
+static void sum_across(clue_gradsum *g, real *buf, const int64_t *b, const int64_t *e, int k) {
+  int64_t total = 0;
+  for (int i = 0; i < k; i++) total += e[i] - b[i];
+  if (total > g->pack_cap) {
+    free(g->pack);
+    g->pack = malloc((size_t)total * sizeof(real));
+    g->pack_cap = g->pack ? total : 0;
+  }
+  if (!g->pack) { /* no memory for the pack: part by part */
+    for (int i = 0; i < k; i++)
+      if (e[i] > b[i]) clue_sum_real_mpi(&g->across, buf + b[i], e[i] - b[i]);
+    return;
+  }
+  int64_t at = 0;
+  for (int i = 0; i < k; i++) {
+    memcpy(g->pack + at, buf + b[i], (size_t)(e[i] - b[i]) * sizeof(real));
+    at += e[i] - b[i];
+  }
+  clue_sum_real_mpi(&g->across, g->pack, total);
+  at = 0;
+  for (int i = 0; i < k; i++) {
+    memcpy(buf + b[i], g->pack + at, (size_t)(e[i] - b[i]) * sizeof(real));
+    at += e[i] - b[i];
+  }
+}
+
+int clue_gradsum_set_nodes(clue_gradsum *g, const clue_comm *world, const clue_comm *across) {
+  if (!g->shm) return 0; /* no window: the sums already run over comm with MPI */
+  g->world = *world;
+  g->across = *across;
+  return 1;
+}
+
+int clue_gradsum_node_rank(const clue_gradsum *g) { return g->comm.rank; }
+
 int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
                            const int64_t **b, const int64_t **e) {
   int P = g->comm.size, r = g->comm.rank;
@@ -378,6 +426,7 @@ int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
     }
   }
   node_sync(g); /* nobody reads the slots any more: they may be written again */
+  if (g->across.size > 1) sum_across(g, buf, *b, *e, k);
   return k;
 }
 

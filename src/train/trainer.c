@@ -18,6 +18,7 @@
 
 #include "clue/blas_core.h"
 #include "clue/gradsum.h"
+#include "clue/layout.h"
 #include "clue/prof.h"
 #include "clue/run_record.h"
 #include "clue/pseudo.h"
@@ -47,7 +48,7 @@ typedef struct trainer {
   clue_run_record rec;    /* RUN/run.json (rank 0 writes it) */
   bool has_rec;           /* rec is filled in */
   char end_reason[64];    /* why training finished */
-  int n_nodes;            /* nodes the ranks span (clue_comm_nodes) */
+  clue_layout lay;        /* how the ranks share the layers (layout.h) */
 } trainer;
 
 /* printf on rank 0 (stdout, flushed). */
@@ -246,8 +247,13 @@ static int setup(trainer *t, clue_err *err) {
   rc = clue_work_new(t->ck.model, B, &t->work, err);
   if (!rc) rc = clue_minibatch_new(cfg->n_mod, t->in.enc_in, B, &t->mb, err);
   rc = clue_comm_agree(t->comm, rc, err);
-  if (!rc) rc = clue_work_split_outputs(t->work, t->ck.model, t->comm, B, err);
-  if (!rc) rc = clue_work_split_encoders(t->work, t->ck.model, t->comm, B, err);
+  if (!rc) rc = clue_layout_new(t->comm, &t->lay, err);
+  const clue_layout *l = &t->lay;
+  if (!rc && (l->nodes == 1 || l->hybrid)) { /* split within the node */
+    rc = clue_work_split_outputs(t->work, t->ck.model, &l->node, B, err);
+    if (!rc) rc = clue_work_split_encoders(t->work, t->ck.model, &l->node, B, err);
+    if (!rc && l->hybrid) clue_work_set_nodes(t->work, l->nodes, &l->across);
+  }
   if (rc) return rc;
   clue_loss_weights_from_config(cfg, &t->lw);
   if (t->plan->B_group[0] > 0) /* mixed minibatches: epochs of the plan's length */
@@ -757,7 +763,7 @@ static void restore_best(trainer *t) {
     return;
   }
   clue_comm_barrier(t->comm); /* nobody reads the weights any more */
-  if (t->comm->rank == 0)
+  if (clue_gradsum_node_rank(t->gsum) == 0) /* one copy per node */
     clue_snapshot_restore(&t->ck.best, m);
   else
     memcpy(m->buf.w, t->ck.best.buf, (size_t)m->buf.n * sizeof(real));
@@ -774,21 +780,13 @@ static void teardown(trainer *t) {
   clue_inputs_release(&t->in);
   clue_ckpt_release(&t->ck);
   clue_dataset_free(t->d);
+  clue_layout_free(&t->lay);
 }
 
 /* How the ranks share the layers, for the first line of a run and run.json. */
 static void layout_note(const trainer *t, char *buf, size_t size) {
-  const clue_work *w = t->work;
-  bool out = clue_work_outputs_split(w), enc = clue_work_encoder_owner(w, 0, 0) >= 0;
-  const char *emu = clue_ranks_per_node_emulated() ? ", emulated by CLUE_RANKS_PER_NODE" : "";
-  if (t->n_nodes > 1)
-    snprintf(buf, size, " (%d nodes%s: every rank runs every layer, whole-model gradient sums "
-                        "with MPI_Allreduce)", t->n_nodes, emu);
-  else if (out || enc)
-    snprintf(buf, size, " (one node%s: %s%s%s)", emu, out ? "decoder output layers split" : "",
-             out && enc ? ", " : "", enc ? "each encoder on one rank" : "");
-  else
-    buf[0] = '\0';
+  clue_layout_describe(&t->lay, clue_work_outputs_split(t->work),
+                       clue_work_encoder_owner(t->work, 0, 0) >= 0, buf, size);
 }
 
 /* Collective. The facts of run.json that do not change during training. */
@@ -832,7 +830,9 @@ static void record_init(trainer *t) {
   t->has_rec = true;
 }
 
-/* Rank 0: run.json with the current state; a failure to write it is a warning. */
+/* Rank 0: run.json with the current state. A failure to write it is not
+ * reported: the folder's checkpoint, written next, says what is wrong in the one
+ * error line of the run (clue report then says run.json is missing). */
 static void record_write(trainer *t, const char *status, const char *reason, double wall) {
   if (t->comm->rank != 0 || !t->has_rec) return;
   clue_run_record *r = &t->rec;
@@ -842,8 +842,7 @@ static void record_write(trainer *t, const char *status, const char *reason, dou
   r->epoch = st->epoch, r->step = st->step, r->best_epoch = st->best_epoch;
   r->seconds = st->seconds, r->lr = st->lr, r->wall_seconds = wall;
   clue_err e;
-  if (clue_run_record_write(t->cfg->out_dir, t->cfg, r, &e))
-    fprintf(stderr, "clue train: warning: %s\n", e.msg);
+  (void)clue_run_record_write(t->cfg->out_dir, t->cfg, r, &e);
 }
 
 /* Rank 0: run.json at the end of this start, from the outcome rc. */
@@ -869,14 +868,20 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   if (rc == CLUE_OK) {
     clue_model *m = t.ck.model;
     clue_arena *arenas[2] = {&m->gen, &m->disc};
-    rc = clue_gradsum_new(comm, m->gen.n + m->disc.n, true, &t.gsum, err);
+    const clue_layout *l = &t.lay;
+    rc = clue_gradsum_new(l->hybrid ? &l->node : comm, m->gen.n + m->disc.n,
+                          l->nodes == 1 || l->hybrid, &t.gsum, err);
+    if (rc == CLUE_OK && l->hybrid && !clue_gradsum_set_nodes(t.gsum, comm, &l->across)) {
+      clue_gradsum_free(t.gsum); /* no window: every sum over every rank with MPI */
+      t.gsum = NULL;
+      rc = clue_gradsum_new(comm, m->gen.n + m->disc.n, false, &t.gsum, err);
+    }
     if (rc == CLUE_OK) rc = clue_gradsum_attach(t.gsum, arenas, 2, err);
     if (rc == CLUE_OK) rc = clue_train_split_grads(t.gsum, m, t.work, err);
   }
   if (rc == CLUE_OK) {
     free(t.ck.config_yaml); /* the checkpoint records the config of this run */
     t.ck.config_yaml = clue_config_to_yaml(cfg);
-    t.n_nodes = clue_comm_nodes(comm);
     char layout[256];
     layout_note(&t, layout, sizeof layout);
     say(&t,
