@@ -36,7 +36,9 @@
  * replayed alone back to back right after each timed step, all ranks at once
  * (median; paired with the steps so that a drifting machine speed cancels in the
  * ratio), the split of the step into sections (prof.h, mean over steps and
- * ranks), bytes summed over ranks, peak RSS. */
+ * ranks), bytes summed over ranks, bytes each rank sends to other nodes' ranks per
+ * step (the layout of clue train, layout.h: nodes emulated with
+ * CLUE_RANKS_PER_NODE on one machine), peak RSS. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,8 @@
 
 #include "clue/blas_core.h"
 #include "clue/dataset.h"
+#include "clue/gradsum.h"
+#include "clue/layout.h"
 #include "clue/model.h"
 #include "clue/optim.h"
 #include "clue/prof.h"
@@ -425,6 +429,8 @@ typedef struct result {
   double params, density[CLUE_K];
   double loss_first, loss_last;
   bool shared_sum;            /* gradients summed through shared memory */
+  double across_bytes;        /* per step and rank, sent to other nodes' ranks */
+  char layout[320];           /* clue_layout_describe */
 } result;
 
 static int cmp_double(const void *a, const void *b) {
@@ -468,25 +474,34 @@ static void print_rank_split(const clue_comm *c, const result *r, double taken) 
  * machine whose speed drifts. Fills the timing part of r. */
 static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd,
                       clue_model *m, clue_work *w, clue_minibatch *mb, int n, int B,
-                      int pos0, const gemm_list *gl, const clue_comm *c, result *r,
-                      clue_err *err) {
+                      int pos0, const gemm_list *gl, const clue_comm *c,
+                      const clue_layout *lay, result *r, clue_err *err) {
   clue_optim od, og;
   int rc = clue_optim_init(&od, CLUE_OPT_RMSPROP, 2e-3, m->disc.n, err);
   if (!rc) rc = clue_optim_init(&og, CLUE_OPT_RMSPROP, 2e-3, m->gen.n, err);
   if (rc) return rc;
   clue_gradsum *gs = NULL;
   clue_arena *arenas[2] = {&m->gen, &m->disc}; /* as clue train does */
-  if ((rc = clue_gradsum_new(c, m->gen.n + m->disc.n, !a->mpi_allreduce, &gs, err)) ||
-      (rc = clue_gradsum_attach(gs, arenas, 2, err)) ||
+  bool within = lay->nodes == 1 || lay->hybrid; /* as clue train chooses */
+  if ((rc = clue_gradsum_new(lay->hybrid ? &lay->node : c, m->gen.n + m->disc.n,
+                             !a->mpi_allreduce && within, &gs, err)))
+    return rc;
+  if (lay->hybrid && !clue_gradsum_set_nodes(gs, c, &lay->across)) {
+    clue_gradsum_free(gs);
+    if ((rc = clue_gradsum_new(c, m->gen.n + m->disc.n, false, &gs, err))) return rc;
+  }
+  if ((rc = clue_gradsum_attach(gs, arenas, 2, err)) ||
       (rc = clue_train_split_grads(gs, m, w, err)))
     return rc;
   r->shared_sum = clue_gradsum_shared(gs);
   int64_t taken0 = clue_work_tiles_taken(w);
+  double across0 = 0;
   double *times = calloc((size_t)a->steps + 1, sizeof *times);
   double *bounds = calloc((size_t)a->steps + 1, sizeof *bounds);
   replay_bufs rb = {0};
   clue_prof_enable(true);
   for (int s = 0; s < a->warmup + a->steps && !rc; s++) {
+    if (s == a->warmup) across0 = clue_gradsum_across_bytes(gs);
     clue_comm_barrier(c);
     clue_prof_reset();
     double t0 = MPI_Wtime();
@@ -519,6 +534,8 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
     r->allreduce_bytes = pr.allreduce_bytes;
     r->coll_bytes = pr.coll_bytes;
   }
+  r->across_bytes = lay->hybrid ? (clue_gradsum_across_bytes(gs) - across0) / a->steps
+                    : lay->nodes > 1 ? r->allreduce_bytes : 0;
   clue_prof_enable(false);
   rc = clue_comm_agree(c, rc, err);
   if (!rc) {
@@ -574,6 +591,8 @@ static void print_result(const bench_args *a, const shape *sh, const clue_comm *
   printf("allreduce: %.2f MB gradients/step/rank (%s), %.1f kB small collectives/step/rank\n",
          r->allreduce_bytes / 1e6, r->shared_sum ? "node shared memory" : "MPI_Allreduce",
          r->coll_bytes / 1e3);
+  printf("layout:%s; to other nodes %.2f MB/step/rank\n", r->layout[0] ? r->layout : " one rank",
+         r->across_bytes / 1e6);
   printf("peak RSS/rank %.0f MiB;  generator loss %.4f (first step) -> %.4f (last)\n",
          r->rss_mib, r->loss_first, r->loss_last);
   if (sh->ref_lo > 0)
@@ -594,6 +613,7 @@ static void write_json(const bench_args *a, const shape *sh, const clue_comm *c,
              "\"cells_per_s\": %.1f, \"gemm_flops\": %.6g, \"gemm_flops_counted\": %.6g, "
              "\"gflops_per_s\": %.3f, \"sgemm_bound_s\": %.6f, \"sgemm_2048_gflops\": %.2f, "
              "\"fraction_of_sgemm\": %.4f, \"allreduce_bytes\": %.0f, \"coll_bytes\": %.0f, "
+             "\"across_node_bytes\": %.0f, \"nodes_emulated\": %d, "
              "\"peak_rss_mib\": %.1f, \"loss_first\": %.6f, \"loss_last\": %.6f, "
              "\"gradient_sum\": \"%s\", \"blas_core\": \"%s\", \"sections_s\": {",
           a->label ? a->label : "", sh->name, c->size, openblas_get_num_threads(),
@@ -601,7 +621,7 @@ static void write_json(const bench_args *a, const shape *sh, const clue_comm *c,
           sh->spec.n_feat[1], r->density[0], r->density[1], r->params, r->med, r->p10,
           r->p90, B / r->med, r->flops, r->flops_run, r->flops / 1e9 / r->med, r->bound,
           r->rate2048, r->bound > 0 ? r->bound / r->med : 0, r->allreduce_bytes,
-          r->coll_bytes, r->rss_mib, r->loss_first, r->loss_last,
+          r->coll_bytes, r->across_bytes, clue_ranks_per_node_emulated(), r->rss_mib, r->loss_first, r->loss_last,
           r->shared_sum ? "shared" : "mpi", openblas_get_corename());
   for (int q = 0; q < CLUE_PROF_N; q++)
     fprintf(f, "%s\"%s\": %.6f", q ? ", " : "", clue_prof_label(q), r->sec[q]);
@@ -650,8 +670,13 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   if (!rc) rc = clue_work_new(m, B, &w, &err);
   if (!rc) rc = clue_minibatch_new(sh.spec.n_mod, sh.spec.enc_in, B, &mb, &err);
   rc = clue_comm_agree(c, rc, &err);
-  if (!rc && a->split) rc = clue_work_split_outputs(w, m, c, B, &err);
-  if (!rc && a->split && a->enc_split) rc = clue_work_split_encoders(w, m, c, B, &err);
+  clue_layout lay = {0};
+  if (!rc) rc = clue_layout_new(c, &lay, &err);
+  bool within = lay.nodes == 1 || lay.hybrid; /* as clue train chooses */
+  if (!rc && a->split && within) rc = clue_work_split_outputs(w, m, &lay.node, B, &err);
+  if (!rc && a->split && a->enc_split && within)
+    rc = clue_work_split_encoders(w, m, &lay.node, B, &err);
+  if (!rc && lay.hybrid) clue_work_set_nodes(w, lay.nodes, &lay.across);
   if (!rc && a->tile > 0) clue_work_set_tiles(w, a->tile, 0);
   bool split = !rc && clue_work_outputs_split(w);
   result r;
@@ -661,7 +686,9 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   if (!rc) {
     r.params = (double)m->gen.n + (double)m->disc.n;
     for (int k = 0; k < sh.spec.n_mod; k++) r.density[k] = bd.density[k];
-    rc = time_steps(a, &sh, &bd, m, w, mb, n, B, pos0, &gl, c, &r, &err);
+    clue_layout_describe(&lay, clue_work_outputs_split(w), clue_work_encoder_owner(w, 0, 0) >= 0,
+                         r.layout, sizeof r.layout);
+    rc = time_steps(a, &sh, &bd, m, w, mb, n, B, pos0, &gl, c, &lay, &r, &err);
   }
   if (!rc) {
     r.flops = gemm_flops(&gl);
@@ -677,6 +704,7 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   clue_work_free(w);
   clue_model_free(m);
   data_free(&bd);
+  clue_layout_free(&lay);
   return rc ? 1 : 0;
 }
 

@@ -79,6 +79,17 @@ int cli_copy_obs_extra(h5ad_writer *w, h5ad_file *src, const int64_t *rows, int6
                        h5ad_column *const *extra, int n_extra, const clue_comm *comm,
                        clue_err *err);
 
+/* Collective. Ends an output that went well so far (rc == CLUE_OK): writes
+ * uns/clue_command ("clue <command> <argv[1..]>") and uns/clue_version, then
+ * commits it (renamed into place); otherwise aborts it (its temporary is
+ * removed). Returns the first failure, or CLUE_OK. */
+int cli_writer_finish(h5ad_writer *w, const char *command, int argc, char **argv, int rc,
+                      clue_err *err);
+
+/* The output of input `label` among n_inputs: `out` itself for one input,
+ * else out/<label>.h5ad (out a folder). */
+void cli_output_path(const char *out, int n_inputs, const char *label, char *path, size_t size);
+
 /* Makes a relative path absolute against the current folder (in place). */
 void cli_absolute_path(char *path, size_t size);
 

@@ -47,6 +47,9 @@ int clue_gradsum_new(const clue_comm *comm, int64_t n_max, bool use_shared,
  * are not owned and must outlive g. */
 int clue_gradsum_set_nodes(clue_gradsum *g, const clue_comm *world, const clue_comm *across);
 
+/* Bytes this rank has put into sums across nodes so far (0 on one node). */
+double clue_gradsum_across_bytes(const clue_gradsum *g);
+
 /* This rank's rank in the window's communicator (its node's, in the hybrid layout). */
 int clue_gradsum_node_rank(const clue_gradsum *g);
 

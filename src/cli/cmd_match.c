@@ -182,15 +182,7 @@ static int write_prediction(const match_args *a, const input_side *A, const inpu
   if (rc == CLUE_OK) rc = h5ad_writer_obs(w, na, NULL, 0, err);
   if (rc == CLUE_OK) rc = h5ad_writer_var(w, nb, err);
   if (rc == CLUE_OK) rc = h5ad_writer_x_csr(w, A->begin, local, err);
-  char cmd[2048] = "clue match";
-  for (int i = 1, at = 10; i < argc && at < (int)sizeof cmd - 2; i++)
-    at += snprintf(cmd + at, sizeof cmd - (size_t)at, " %s", argv[i]);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_command", cmd, err);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_version", CLUE_VERSION, err);
-  if (rc == CLUE_OK)
-    rc = h5ad_writer_commit(w, err);
-  else
-    h5ad_writer_abort(w);
+  rc = cli_writer_finish(w, "match", argc, argv, rc, err);
   clue_strings_free(na);
   clue_strings_free(nb);
   return rc;

@@ -554,17 +554,10 @@ static int run(const predict_args *a, int argc, char **argv, const clue_comm *co
   if (rc == CLUE_OK) rc = cli_copy_obs(w, j.f, j.rows, j.n, comm, err);
   if (rc == CLUE_OK) rc = h5ad_writer_var(w, j.feat_names, err);
   if (rc == CLUE_OK) rc = predict_rows(a, &j, w, comm, err);
-  char note[CLUE_PATH_MAX + 512], cmd[2048] = "clue predict";
+  char note[CLUE_PATH_MAX + 512];
   describe(a, &j, note, sizeof note);
-  for (int i = 1, at = 12; i < argc && at < (int)sizeof cmd - 2; i++)
-    at += snprintf(cmd + at, sizeof cmd - (size_t)at, " %s", argv[i]);
   if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_predict", note, err);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_command", cmd, err);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_version", CLUE_VERSION, err);
-  if (rc == CLUE_OK)
-    rc = h5ad_writer_commit(w, err);
-  else
-    h5ad_writer_abort(w);
+  rc = cli_writer_finish(w, "predict", argc, argv, rc, err);
   if (rc == CLUE_OK)
     cli_print(comm, "clue predict: %lld cells x %lld %s features -> %s (%.1f s)\n  %s\n",
               (long long)j.n, (long long)j.n_feat, a->to, a->out, MPI_Wtime() - t0, note);

@@ -369,21 +369,13 @@ static int make_columns(const char *label, const label_table *t, const int32_t *
   return CLUE_OK;
 }
 
-/* The output path of query q. */
-static void out_path(const transfer_args *a, const side *q, char *path, size_t size) {
-  if (a->n_query == 1)
-    snprintf(path, size, "%s", a->out);
-  else
-    snprintf(path, size, "%s/%s.h5ad", a->out, q->s.label);
-}
-
 /* Collective. Writes query q's output: its obs with the two columns (pred and
  * conf whole on rank 0) and its embedding. */
 static int write_query(const transfer_args *a, side *refs, side *q, const label_table *t,
                        const int32_t *pred, const double *conf, int argc, char **argv,
                        const clue_comm *comm, clue_err *err) {
   char path[CLUE_PATH_MAX + 80];
-  out_path(a, q, path, sizeof path);
+  cli_output_path(a->out, a->n_query, q->s.label, path, sizeof path);
   const char *protect[MAX_FILES + 2];
   int np = 0;
   protect[np++] = q->s.file;
@@ -396,15 +388,7 @@ static int write_query(const transfer_args *a, side *refs, side *q, const label_
   if (rc == CLUE_OK) rc = h5ad_writer_create(path, q->n, 0, protect, comm, &w, err);
   if (rc == CLUE_OK) rc = cli_copy_obs_extra(w, q->s.f, q->rows, q->n, cols, 2, comm, err);
   if (rc == CLUE_OK) rc = h5ad_writer_obsm(w, a->key, q->s.dim, q->begin, q->count, q->x, err);
-  char cmd[2048] = "clue transfer";
-  for (int i = 1, at = 13; i < argc && at < (int)sizeof cmd - 2; i++)
-    at += snprintf(cmd + at, sizeof cmd - (size_t)at, " %s", argv[i]);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_command", cmd, err);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_version", CLUE_VERSION, err);
-  if (rc == CLUE_OK)
-    rc = h5ad_writer_commit(w, err);
-  else
-    h5ad_writer_abort(w);
+  rc = cli_writer_finish(w, "transfer", argc, argv, rc, err);
   h5ad_column_free(cols[0]);
   h5ad_column_free(cols[1]);
   return rc;
@@ -417,7 +401,7 @@ static int report(const transfer_args *a, side *q, label_table *t, const int32_t
   double mean = 0;
   for (int64_t i = 0; i < q->n; i++) mean += conf[i] / (double)q->n;
   char path[CLUE_PATH_MAX + 80];
-  out_path(a, q, path, sizeof path);
+  cli_output_path(a->out, a->n_query, q->s.label, path, sizeof path);
   printf("clue transfer: %lld %s cells: %s_pred from %d labels, mean %s_conf %.3f -> %s\n",
          (long long)q->n, q->s.label, a->label, t->n_ref, a->label, mean, path);
   int32_t *truth = NULL;

@@ -215,19 +215,8 @@ static int joint_block(const input *in, int n_files, int64_t n_total, const clue
 
 /* ---- outputs -------------------------------------------------------------------- */
 
-static void out_path(const umap_args *a, const input *m, char *path, size_t size) {
-  if (a->n_files == 1)
-    snprintf(path, size, "%s", a->out);
-  else
-    snprintf(path, size, "%s/%s.h5ad", a->out, m->s.label);
-}
-
 /* "clue umap ARGS" and the parameters, for uns. */
-static void provenance(const umap_args *a, const clue_umap_stats *st, int argc, char **argv,
-                       char *cmd, size_t csize, char *par, size_t psize) {
-  snprintf(cmd, csize, "clue umap");
-  for (int i = 1, at = 9; i < argc && at < (int)csize - 2; i++)
-    at += snprintf(cmd + at, csize - (size_t)at, " %s", argv[i]);
+static void provenance(const umap_args *a, const clue_umap_stats *st, char *par, size_t psize) {
   snprintf(par, psize,
            "n_neighbors=%d min_dist=%g spread=%g n_epochs=%d negative_sample_rate=%d "
            "seed=%llu a=%.9g b=%.9g init=spectral metric=euclidean",
@@ -241,9 +230,9 @@ static int write_output(const umap_args *a, const input *in, int f, const float 
                         const clue_umap_stats *st, int argc, char **argv,
                         const clue_comm *comm, clue_err *err) {
   const input *m = &in[f];
-  char path[CLUE_PATH_MAX + 80], cmd[2048], par[512];
-  out_path(a, m, path, sizeof path);
-  provenance(a, st, argc, argv, cmd, sizeof cmd, par, sizeof par);
+  char path[CLUE_PATH_MAX + 80], par[512];
+  cli_output_path(a->out, a->n_files, m->s.label, path, sizeof path);
+  provenance(a, st, par, sizeof par);
   const char *protect[MAX_FILES + 1];
   for (int g = 0; g < a->n_files; g++) protect[g] = in[g].s.file;
   protect[a->n_files] = NULL;
@@ -254,13 +243,8 @@ static int write_output(const umap_args *a, const input *in, int f, const float 
   if (rc == CLUE_OK)
     rc = h5ad_writer_obsm(w, a->out_key, 2, m->begin, m->count,
                           y + 2 * (m->offset + m->begin), err);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_command", cmd, err);
-  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_version", CLUE_VERSION, err);
   if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_umap", par, err);
-  if (rc == CLUE_OK)
-    rc = h5ad_writer_commit(w, err);
-  else
-    h5ad_writer_abort(w);
+  rc = cli_writer_finish(w, "umap", argc, argv, rc, err);
   if (rc == CLUE_OK)
     cli_print(comm, "  %lld %s cells -> %s (obsm/%s)\n", (long long)m->s.n_obs, m->s.label,
               path, a->out_key);

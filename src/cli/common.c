@@ -95,3 +95,25 @@ int cli_mkdir_p(const char *path, clue_err *err) {
 int cli_write_file_atomic(const char *path, const char *text, clue_err *err) {
   return clue_write_file_atomic(path, text, strlen(text), err);
 }
+
+int cli_writer_finish(h5ad_writer *w, const char *command, int argc, char **argv, int rc,
+                      clue_err *err) {
+  char cmd[2048];
+  int at = snprintf(cmd, sizeof cmd, "clue %s", command);
+  for (int i = 1; i < argc && at < (int)sizeof cmd - 2; i++)
+    at += snprintf(cmd + at, sizeof cmd - (size_t)at, " %s", argv[i]);
+  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_command", cmd, err);
+  if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_version", CLUE_VERSION, err);
+  if (rc == CLUE_OK)
+    rc = h5ad_writer_commit(w, err);
+  else if (w)
+    h5ad_writer_abort(w);
+  return rc;
+}
+
+void cli_output_path(const char *out, int n_inputs, const char *label, char *path, size_t size) {
+  if (n_inputs == 1)
+    snprintf(path, size, "%s", out);
+  else
+    snprintf(path, size, "%s/%s.h5ad", out, label);
+}

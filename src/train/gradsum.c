@@ -23,6 +23,7 @@ struct clue_gradsum {
   clue_comm world; /* every rank of the sums (= comm on one node) */
   clue_comm across; /* with several nodes: rank comm.rank of every node; else size 1 */
   real *pack;      /* (pack_cap) this rank's parts, packed for one sum across nodes */
+  double across_bytes; /* sent in sums across nodes so far */
   int64_t pack_cap;
   clue_shm *shm;   /* the ranks' slots when they share one node; NULL: the sums use
                       MPI_Allreduce */
@@ -209,6 +210,7 @@ void clue_gradsum_sum(clue_gradsum *g, real *buf, int64_t n) {
   int64_t b0 = slice_begin(n, P, r), e0 = slice_begin(n, P, r + 1);
   sum_slice(view, P, b0, e0, buf, view[r], -1);
   if (g->across.size > 1 && e0 > b0) { /* this slice over the nodes */
+    g->across_bytes += (double)(e0 - b0) * sizeof(real);
     clue_sum_real_mpi(&g->across, buf + b0, e0 - b0);
     memcpy(view[r] + b0, buf + b0, (size_t)(e0 - b0) * sizeof(real));
   }
@@ -373,6 +375,7 @@ int clue_gradsum_parts(clue_gradsum *g, const real *buf, int64_t n, int r, const
 static void sum_across(clue_gradsum *g, real *buf, const int64_t *b, const int64_t *e, int k) {
   int64_t total = 0;
   for (int i = 0; i < k; i++) total += e[i] - b[i];
+  g->across_bytes += (double)total * sizeof(real);
   if (total > g->pack_cap) {
     free(g->pack);
     g->pack = malloc((size_t)total * sizeof(real));
@@ -404,6 +407,8 @@ int clue_gradsum_set_nodes(clue_gradsum *g, const clue_comm *world, const clue_c
 }
 
 int clue_gradsum_node_rank(const clue_gradsum *g) { return g->comm.rank; }
+
+double clue_gradsum_across_bytes(const clue_gradsum *g) { return g ? g->across_bytes : 0; }
 
 int clue_gradsum_sum_parts(clue_gradsum *g, real *buf, int64_t n, bool sum_cols,
                            const int64_t **b, const int64_t **e) {
