@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# CLUE_TEST_SLOW CLUE_TEST_TIMEOUT: 600 (ctest starts it early, beside the short tests)
 # test_nodes.sh — training on ranks that span several (emulated) nodes:
 # CLUE_RANKS_PER_NODE=n makes clue treat ranks r with the same r / n as one
 # node (no shared-memory window between such groups, only MPI), so that the

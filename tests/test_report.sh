@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# CLUE_TEST_SLOW CLUE_TEST_TIMEOUT: 600 (ctest starts it early, beside the short tests)
 # test_report.sh — `clue report` and the pages train, embed and eval write, on a
 # small model of bmmc_cite_600 (2 ranks):
 #  1. clue train writes run.json (status, starts, data shapes) and report.html

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# CLUE_TEST_SLOW CLUE_TEST_TIMEOUT: 600 (ctest starts it early, beside the short tests)
 # test_report_browser.sh — the run page in a real browser (Debian's chromium,
 # headless), for a run made as tools/quickstart.sh makes it (bmmc_cite_600, 2
 # ranks, 300 steps; test cells embedded and evaluated with --report):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# CLUE_TEST_SLOW CLUE_TEST_TIMEOUT: 600 (ctest starts it early, beside the short tests)
 # test_umap.sh — `clue umap` against an independent implementation, umap-learn
 # (Debian python3-umap-learn), on a real embedding: the 30 leading principal
 # components of the shared bmmc_cite_600 RNA counts (log-normalised, scaled),

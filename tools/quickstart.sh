@@ -66,7 +66,7 @@ mpirun -np "$np" "$clue" predict --checkpoint "$out/run/checkpoint.h5" --from rn
 
 cat <<MSG
 == outputs
-  run folder     $out/run   (config.yaml, log.jsonl, checkpoint.h5)
+  run folder     $out/run   (config.yaml, run.json, log.jsonl, checkpoint.h5)
   embeddings     $out/embed/rna.h5ad, $out/embed/adt.h5ad   (obsm['X_clue'])
   metrics        $out/eval.json
   labels         $out/transfer.h5ad   (obs cell_type_pred, cell_type_conf)
