@@ -482,15 +482,8 @@ static int time_steps(const bench_args *a, const shape *sh, const bench_data *bd
   if (rc) return rc;
   clue_gradsum *gs = NULL;
   clue_arena *arenas[2] = {&m->gen, &m->disc}; /* as clue train does */
-  bool within = lay->nodes == 1 || lay->hybrid; /* as clue train chooses */
-  if ((rc = clue_gradsum_new(lay->hybrid ? &lay->node : c, m->gen.n + m->disc.n,
-                             !a->mpi_allreduce && within, &gs, err)))
-    return rc;
-  if (lay->hybrid && !clue_gradsum_set_nodes(gs, c, &lay->across)) {
-    clue_gradsum_free(gs);
-    if ((rc = clue_gradsum_new(c, m->gen.n + m->disc.n, false, &gs, err))) return rc;
-  }
-  if ((rc = clue_gradsum_attach(gs, arenas, 2, err)) ||
+  if ((rc = clue_layout_gradsum_new(lay, m->gen.n + m->disc.n, !a->mpi_allreduce, &gs, err)) ||
+      (rc = clue_gradsum_attach(gs, arenas, 2, err)) ||
       (rc = clue_train_split_grads(gs, m, w, err)))
     return rc;
   r->shared_sum = clue_gradsum_shared(gs);
@@ -672,11 +665,7 @@ static int run_shape(const bench_args *a, const char *name, const clue_comm *c) 
   rc = clue_comm_agree(c, rc, &err);
   clue_layout lay = {0};
   if (!rc) rc = clue_layout_new(c, &lay, &err);
-  bool within = lay.nodes == 1 || lay.hybrid; /* as clue train chooses */
-  if (!rc && a->split && within) rc = clue_work_split_outputs(w, m, &lay.node, B, &err);
-  if (!rc && a->split && a->enc_split && within)
-    rc = clue_work_split_encoders(w, m, &lay.node, B, &err);
-  if (!rc && lay.hybrid) clue_work_set_nodes(w, lay.nodes, &lay.across);
+  if (!rc) rc = clue_layout_split_work(&lay, w, m, B, a->split, a->split && a->enc_split, &err);
   if (!rc && a->tile > 0) clue_work_set_tiles(w, a->tile, 0);
   bool split = !rc && clue_work_outputs_split(w);
   result r;

@@ -31,9 +31,6 @@ clue_comm clue_comm_self(void);
  * MPI, as separate machines would. */
 void clue_comm_node(const clue_comm *c, MPI_Comm *node);
 
-/* Collective. The number of nodes (clue_comm_node's) the ranks of c span. */
-int clue_comm_nodes(const clue_comm *c);
-
 /* n of CLUE_RANKS_PER_NODE=n when set to a positive integer, else 0. */
 int clue_ranks_per_node_emulated(void);
 

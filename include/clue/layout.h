@@ -21,8 +21,11 @@
 
 #include "clue/comm.h"
 #include "clue/error.h"
+#include "clue/gradsum.h"
+#include "clue/model.h"
 
 typedef struct clue_layout {
+  clue_comm world;  /* every rank (the communicator it was made for) */
   int nodes;        /* nodes the ranks span */
   int per_node;     /* ranks on each node when all nodes have as many, else 0 */
   bool hybrid;      /* several nodes, layers split within each */
@@ -35,6 +38,20 @@ typedef struct clue_layout {
 /* Collective. The layout of comm's ranks. CLUE_EMPI when a communicator cannot
  * be made. */
 int clue_layout_new(const clue_comm *comm, clue_layout *out, clue_err *err);
+
+/* Collective. Splits w's decoder output layers (outputs) and encoders (encoders)
+ * over the ranks that share them: every rank on one node, each node's ranks in
+ * the hybrid layout (clue_work_set_nodes); nothing on the whole-model path. B:
+ * the global batch. */
+int clue_layout_split_work(const clue_layout *l, clue_work *w, const clue_model *m, int B,
+                           bool outputs, bool encoders, clue_err *err);
+
+/* Collective. Gradient sums of up to n_max values for this layout: through the
+ * node's window when use_shared (and, hybrid, each slice across the nodes);
+ * with MPI_Allreduce over every rank on the whole-model path, without
+ * use_shared, or when no window can be made. */
+int clue_layout_gradsum_new(const clue_layout *l, int64_t n_max, bool use_shared,
+                            clue_gradsum **out, clue_err *err);
 
 /* Collective. Frees the layout's communicators (a zeroed layout is allowed). */
 void clue_layout_free(clue_layout *l);

@@ -43,6 +43,10 @@ const char *clue_sb_text(const clue_strbuf *b);
  * synced) renamed into place; fails naming the file. */
 int clue_write_file_atomic(const char *path, const char *text, size_t len, clue_err *err);
 
+/* The whole of the file at path in a new NUL-terminated buffer (free with
+ * free()), its length in *len; NULL when it cannot be read or memory runs out. */
+char *clue_read_file(const char *path, size_t *len);
+
 /* Frees the text and resets the buffer. */
 void clue_sb_free(clue_strbuf *b);
 

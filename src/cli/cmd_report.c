@@ -119,20 +119,6 @@ void cli_report_opts_default(cli_report_opts *o) {
   o->neighbors = 15;
 }
 
-/* The whole of a file in a new NUL-terminated buffer; NULL when unreadable. */
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  clue_strbuf b = {0};
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) clue_sb_append(&b, buf, n);
-  fclose(f);
-  *len = b.n;
-  if (b.failed) return clue_sb_free(&b), NULL;
-  return b.s ? b.s : strdup("");
-}
-
 /* What rank 0 read from the run folder. */
 typedef struct inputs {
   char *run_text, *config_text, *eval_text;
@@ -168,18 +154,18 @@ static void read_inputs(const cli_report_opts *o, inputs *in, int *warnings) {
   size_t len;
   clue_err e;
   snprintf(path, sizeof path, "%s/run.json", o->run_dir);
-  if ((in->run_text = slurp(path, &len)) && clue_json_parse(in->run_text, len, &in->run, &e))
+  if ((in->run_text = clue_read_file(path, &len)) && clue_json_parse(in->run_text, len, &in->run, &e))
     warn(o, warnings, "%s: %s (left out)", path, e.msg);
   else if (!in->run_text)
     warn(o, warnings, "%s: missing%s", path, " (status, layout and data shapes unknown)");
   snprintf(path, sizeof path, "%s/config.yaml", o->run_dir);
-  if (!(in->config_text = slurp(path, &len))) warn(o, warnings, "%s: missing%s", path, "");
+  if (!(in->config_text = clue_read_file(path, &len))) warn(o, warnings, "%s: missing%s", path, "");
   config_batch_key(in->config_text, in->batch_key, sizeof in->batch_key);
   snprintf(path, sizeof path, "%s/log.jsonl", o->run_dir);
   in->has_log = report_log_read(path, &in->log, &e) == CLUE_OK;
   if (!in->has_log) warn(o, warnings, "%s: missing%s", path, " (no training curves)");
   else if (in->log.bad_lines) warn(o, warnings, "%s: %s", path, "lines that do not parse are left out");
-  if (o->eval && (!(in->eval_text = slurp(o->eval, &len)) ||
+  if (o->eval && (!(in->eval_text = clue_read_file(o->eval, &len)) ||
                   clue_json_parse(in->eval_text, len, &in->eval, &e)))
     warn(o, warnings, "%s: %s (no evaluation section)", o->eval,
          in->eval_text ? e.msg : "cannot be read");

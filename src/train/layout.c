@@ -11,7 +11,7 @@ static clue_comm view(MPI_Comm c) {
 }
 
 int clue_layout_new(const clue_comm *comm, clue_layout *l, clue_err *err) {
-  *l = (clue_layout){.nodes = 1, .per_node = comm->size, .node = *comm,
+  *l = (clue_layout){.world = *comm, .nodes = 1, .per_node = comm->size, .node = *comm,
                      .across = clue_comm_self(), .own_node = MPI_COMM_NULL,
                      .own_across = MPI_COMM_NULL};
   if (comm->size == 1) return CLUE_OK;
@@ -37,6 +37,26 @@ int clue_layout_new(const clue_comm *comm, clue_layout *l, clue_err *err) {
   l->node = nv;
   l->across = view(across);
   return CLUE_OK;
+}
+
+int clue_layout_split_work(const clue_layout *l, clue_work *w, const clue_model *m, int B,
+                           bool outputs, bool encoders, clue_err *err) {
+  if (l->nodes > 1 && !l->hybrid) return CLUE_OK; /* the whole-model path */
+  int rc = outputs ? clue_work_split_outputs(w, m, &l->node, B, err) : CLUE_OK;
+  if (!rc && encoders) rc = clue_work_split_encoders(w, m, &l->node, B, err);
+  if (!rc && l->hybrid) clue_work_set_nodes(w, l->nodes, &l->across);
+  return rc;
+}
+
+int clue_layout_gradsum_new(const clue_layout *l, int64_t n_max, bool use_shared,
+                            clue_gradsum **out, clue_err *err) {
+  bool within = l->nodes == 1 || l->hybrid;
+  int rc = clue_gradsum_new(l->hybrid ? &l->node : &l->world, n_max, use_shared && within, out,
+                            err);
+  if (rc || !l->hybrid || clue_gradsum_set_nodes(*out, &l->world, &l->across)) return rc;
+  clue_gradsum_free(*out); /* no window: every sum over every rank with MPI */
+  *out = NULL;
+  return clue_gradsum_new(&l->world, n_max, false, out, err);
 }
 
 void clue_layout_free(clue_layout *l) {

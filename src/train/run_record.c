@@ -9,32 +9,11 @@
 #include "clue/json.h"
 #include "clue/strbuf.h"
 
-/* The whole of a small file in a new NUL-terminated buffer, or NULL. */
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *s = NULL;
-  size_t cap = 0, n = 0, got;
-  do {
-    if (n + 4096 + 1 > cap) {
-      char *t = realloc(s, cap = 2 * cap + 4096 + 1);
-      if (!t) break;
-      s = t;
-    }
-    got = fread(s + n, 1, 4096, f);
-    n += got;
-  } while (got > 0);
-  fclose(f);
-  if (s) s[n] = '\0';
-  *len = n;
-  return s;
-}
-
 void clue_run_record_previous(const char *dir, clue_run_record *r) {
   char path[CLUE_PATH_MAX + 16];
   snprintf(path, sizeof path, "%s/run.json", dir);
   size_t len = 0;
-  char *text = slurp(path, &len);
+  char *text = clue_read_file(path, &len);
   clue_json *v = NULL;
   clue_err err;
   r->starts = 0;

@@ -248,12 +248,7 @@ static int setup(trainer *t, clue_err *err) {
   if (!rc) rc = clue_minibatch_new(cfg->n_mod, t->in.enc_in, B, &t->mb, err);
   rc = clue_comm_agree(t->comm, rc, err);
   if (!rc) rc = clue_layout_new(t->comm, &t->lay, err);
-  const clue_layout *l = &t->lay;
-  if (!rc && (l->nodes == 1 || l->hybrid)) { /* split within the node */
-    rc = clue_work_split_outputs(t->work, t->ck.model, &l->node, B, err);
-    if (!rc) rc = clue_work_split_encoders(t->work, t->ck.model, &l->node, B, err);
-    if (!rc && l->hybrid) clue_work_set_nodes(t->work, l->nodes, &l->across);
-  }
+  if (!rc) rc = clue_layout_split_work(&t->lay, t->work, t->ck.model, B, true, true, err);
   if (rc) return rc;
   clue_loss_weights_from_config(cfg, &t->lw);
   if (t->plan->B_group[0] > 0) /* mixed minibatches: epochs of the plan's length */
@@ -868,14 +863,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   if (rc == CLUE_OK) {
     clue_model *m = t.ck.model;
     clue_arena *arenas[2] = {&m->gen, &m->disc};
-    const clue_layout *l = &t.lay;
-    rc = clue_gradsum_new(l->hybrid ? &l->node : comm, m->gen.n + m->disc.n,
-                          l->nodes == 1 || l->hybrid, &t.gsum, err);
-    if (rc == CLUE_OK && l->hybrid && !clue_gradsum_set_nodes(t.gsum, comm, &l->across)) {
-      clue_gradsum_free(t.gsum); /* no window: every sum over every rank with MPI */
-      t.gsum = NULL;
-      rc = clue_gradsum_new(comm, m->gen.n + m->disc.n, false, &t.gsum, err);
-    }
+    rc = clue_layout_gradsum_new(&t.lay, m->gen.n + m->disc.n, true, &t.gsum, err);
     if (rc == CLUE_OK) rc = clue_gradsum_attach(t.gsum, arenas, 2, err);
     if (rc == CLUE_OK) rc = clue_train_split_grads(t.gsum, m, t.work, err);
   }

@@ -36,17 +36,6 @@ void clue_comm_node(const clue_comm *c, MPI_Comm *node) {
   MPI_Comm_free(&shared);
 }
 
-int clue_comm_nodes(const clue_comm *c) {
-  MPI_Comm node;
-  clue_comm_node(c, &node);
-  int local = 0, leaders;
-  MPI_Comm_rank(node, &local);
-  MPI_Comm_free(&node);
-  leaders = local == 0;
-  MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, c->comm);
-  return leaders;
-}
-
 typedef struct err_packet {
   int code;
   char msg[CLUE_ERR_MSG_MAX];

@@ -141,3 +141,17 @@ int clue_write_file_atomic(const char *path, const char *text, size_t len, clue_
   }
   return CLUE_OK;
 }
+
+char *clue_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  clue_strbuf b = {0};
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) clue_sb_append(&b, buf, n);
+  bool bad = ferror(f) || b.failed;
+  fclose(f);
+  *len = b.n;
+  if (bad) return clue_sb_free(&b), NULL;
+  return b.s ? b.s : strdup("");
+}
