@@ -5,8 +5,12 @@
 #     (L2-normalised, the ADT block, batch one-hot after every layer, eval-mode
 #     BatchNorm, softmax · 1e4), to 1e-4; the same on 1, 2 and 3 ranks and in
 #     rounds of 7 cells; --counts L rescales rows to L; --features picks columns;
-#  2. --log1p equals E[log1p(X / L · 1e4)] summed from scipy's negative
+#  2. --log1p --raw equals E[log1p(X / L · 1e4)] summed from scipy's negative
 #     binomial probabilities at the training cells' mean library size L;
+#  2b. the calibration kept in the checkpoint equals numpy's least-squares line
+#     per feature between --log1p --raw on the run's cells and their measured
+#     log1p-normalised ADT (slope ≥ 0, range of the measured values), and
+#     --log1p applies it; the same for a run on 2 ranks;
 #  3. cells whose batch the model does not know: with --batch B, the profile of
 #     batch B; without it, the mean of the profiles of every batch;
 #  4. bad input: an unknown --to, features the model does not decode, a cells
@@ -38,7 +42,19 @@ predict 2 "$tmp/p2.h5ad"
 predict 3 "$tmp/p3.h5ad" --chunk 7
 predict 2 "$tmp/counts.h5ad" --counts 100
 predict 1 "$tmp/some.h5ad" --features CD86,CD274,CD3
-predict 2 "$tmp/log.h5ad" --log1p
+predict 2 "$tmp/log.h5ad" --log1p --raw
+predict 2 "$tmp/cal.h5ad" --log1p
+$mpi -n 2 "$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
+  --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
+  --set train.max_steps=40 --set "output.dir=$tmp/run2" --quiet || fail "training on 2 ranks"
+for r in "" 2; do
+  $mpi -n 2 "$CLUE_BIN" predict --checkpoint "$tmp/run$r/checkpoint.h5" --from rna --to adt \
+    --cells "$data/rna.h5ad" --where split=train --out "$tmp/train_raw$r.h5ad" --log1p --raw \
+    > /dev/null || fail "predict on the training cells (run$r)"
+done
+grep -q "calibrated on 480 cells measured in both" "$tmp/cal.h5ad.log" ||
+  fail "predict does not say it calibrated: $(cat "$tmp/cal.h5ad.log")"
+grep -q "not calibrated (--raw)" "$tmp/log.h5ad.log" || fail "--raw is not reported"
 "$PY" - "$tmp" "$data" <<'PY' || fail "the batch fixture"
 import sys, anndata as ad
 tmp, data = sys.argv[1:3]
@@ -56,11 +72,12 @@ done
 grep -q "0 cells their own, 0 --batch (none), 120 the mean over the model's" "$tmp/mean.log" ||
   fail "the batch choice is not reported: $(cat "$tmp/mean.log")"
 
-"$PY" - "$tmp" <<'PY' || fail "predictions differ from the independent computation"
+"$PY" - "$tmp" "$data" <<'PY' || fail "predictions differ from the independent computation"
 import sys, h5py, numpy as np, anndata as ad
 from scipy.stats import nbinom
-tmp = sys.argv[1]
+tmp, data = sys.argv[1:3]
 f = h5py.File(f"{tmp}/run/checkpoint.h5", "r")
+f2 = h5py.File(f"{tmp}/run2/checkpoint.h5", "r")
 g, b = f["params/gen"], f["params/buf"]
 # /batches: the model's batch names, each ended by a NUL byte
 raw = bytes(f["batches"][:].astype(np.uint8))
@@ -117,6 +134,28 @@ for i, j in zip(rng.integers(0, len(z), 40), rng.integers(0, F, 40)):
     pmf = nbinom.pmf(x, th, th / (th + mu))
     ref = (pmf * np.log1p(x / L * 1e4)).sum()
     assert abs(lg[i, j] - ref) < 1e-4 * max(1, abs(ref)), (i, j, lg[i, j], ref)
+# the calibration: numpy's line per feature on each run's cells (split != test)
+def check_calibration(ck, raw_path):
+    raw = ad.read_h5ad(raw_path)
+    adt = ad.read_h5ad(f"{data}/adt.h5ad")[raw.obs_names]
+    x = adt[:, list(raw.var_names)].X
+    x = np.asarray(x.todense() if hasattr(x, "todense") else x, dtype=np.float64)
+    y = np.log1p(x / np.maximum(x.sum(1, keepdims=True), 1) * 1e4)
+    p = np.asarray(raw.X, dtype=np.float64)
+    pm, ym = p.mean(0), y.mean(0)
+    cov, var = ((p - pm) * (y - ym)).mean(0), ((p - pm) ** 2).mean(0)
+    slope = np.where((var > 1e-9 * (p * p).mean(0)) & (cov > 0), cov / np.where(var > 0, var, 1), 0)
+    cal = ck["calib/rna/adt"]
+    assert cal.attrs["cells"] == len(p) == 480, cal.attrs["cells"]
+    for name, ref in (("b", slope), ("a", ym - slope * pm), ("lo", y.min(0)), ("hi", y.max(0))):
+        assert np.abs(cal[name][:] - ref).max() < 1e-4 * max(1, np.abs(ref).max()), name
+    assert (slope > 0).sum() > F // 2 and abs(slope[slope > 0] - 1).max() > 0.05  # not a no-op
+    assert ck["calib/adt/rna/a"].shape[0] == f["prep/rna/decoded"].shape[0]
+    return cal
+cal = check_calibration(f, f"{tmp}/train_raw.h5ad")
+check_calibration(f2, f"{tmp}/train_raw2.h5ad")
+want = np.clip(cal["a"][:] + cal["b"][:] * lg, cal["lo"][:], cal["hi"][:])
+assert rel(ad.read_h5ad(f"{tmp}/cal.h5ad").X, want) < 1e-5
 # batches the model does not know
 given = ad.read_h5ad(f"{tmp}/given.h5ad").X
 mean = ad.read_h5ad(f"{tmp}/mean.h5ad").X
@@ -126,7 +165,7 @@ avg = sum(decode(z, q)[0] for q in range(nb)) / nb
 assert rel(mean / 1e4, avg) < 1e-4
 print("ok")
 PY
-echo "ok: predict equals a numpy decoder (1, 2, 3 ranks, rounds, --counts, --features, --log1p, batches)"
+echo "ok: predict equals a numpy decoder (1, 2, 3 ranks, rounds, --counts, --features, --log1p, batches), calibration equals numpy's fit (1 and 2 ranks)"
 
 expect() { # status text cmd...
   local want="$1" text="$2"; shift 2

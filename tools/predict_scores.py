@@ -18,7 +18,8 @@ probabilities). Baselines, from the training cells (split != test):
         PCA space (counts normalised and log1p-transformed as above, every
         feature scaled to unit variance on the training cells, 50 components).
 Scores over the test cells: RMSE over every value, Pearson r per feature (mean
-over features that vary in both) and per cell (mean over cells).
+over the features whose measured values vary; a feature predicted as a constant
+counts as r = 0) and per cell (mean over cells, the same way).
 """
 import json
 import sys
@@ -43,13 +44,16 @@ def normalised(x, binary):
     return np.log1p(x / np.maximum(lib, 1) * 1e4)
 
 
-def mean_r(a, b, axis):
-    a = a - a.mean(axis=axis, keepdims=True)
-    b = b - b.mean(axis=axis, keepdims=True)
+def mean_r(pred, truth, axis):
+    """Mean Pearson r over the features (or cells) whose measured values vary;
+    a constant prediction counts as r = 0."""
+    a = pred - pred.mean(axis=axis, keepdims=True)
+    b = truth - truth.mean(axis=axis, keepdims=True)
     num = (a * b).sum(axis=axis)
-    den = np.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
-    ok = den > 0
-    return float((num[ok] / den[ok]).mean()) if ok.any() else float("nan")
+    va, vb = (a * a).sum(axis=axis), (b * b).sum(axis=axis)
+    ok = vb > 0
+    r = np.where(va > 0, num / np.sqrt(np.where(va > 0, va, 1) * np.where(vb > 0, vb, 1)), 0)
+    return float(r[ok].mean()) if ok.any() else float("nan")
 
 
 def scores(pred, truth):

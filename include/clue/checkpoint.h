@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clue/calib.h"
 #include "clue/error.h"
 #include "clue/model.h"
 #include "clue/optim.h"
@@ -61,6 +62,8 @@ typedef struct clue_ckpt {
   int64_t pseudo_step;
   int64_t n_pseudo;
   int64_t *pseudo;                /* (n_pseudo × 3) cell, modality, partner (pseudo.h) */
+  clue_calib *calib[CLUE_K][CLUE_K]; /* [from][to]: predictions' calibration of a
+                                      finished run (calib.h), or NULL */
 } clue_ckpt;
 
 /* Writes c to path atomically (temporary file, fsync, rename). Not collective:

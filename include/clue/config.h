@@ -26,6 +26,8 @@ typedef enum { CLUE_NORM_LOG1P = 0, CLUE_NORM_CLR, CLUE_NORM_NONE } clue_normali
 typedef enum { CLUE_OPT_RMSPROP = 0, CLUE_OPT_ADAM } clue_optimizer;
 typedef enum { CLUE_CELLS_ALL = 0, CLUE_CELLS_TRAIN, CLUE_CELLS_TEST } clue_cells;
 typedef enum { CLUE_NAN_STOP = 0, CLUE_NAN_SKIP } clue_on_nan;
+/* Cells the predictions' calibration is fitted on (calib.h). */
+typedef enum { CLUE_CALIB_ALL = 0, CLUE_CALIB_VALIDATION, CLUE_CALIB_OFF } clue_calibration;
 typedef enum { CLUE_PSEUDO_OFF = 0, CLUE_PSEUDO_MNN, CLUE_PSEUDO_BRIDGE } clue_pseudo_method;
 
 /* train.pseudo: partners for cells missing a modality (see pseudo.h) */
@@ -95,6 +97,7 @@ typedef struct clue_config {
   /* train */
   int batch_size;          /* 128 */
   double lr;               /* 2e-3 */
+  int64_t lr_warmup;       /* steps of linear warm-up of the learning rate, 0 = none */
   clue_optimizer optimizer; /* rmsprop */
   int max_epochs;          /* CLUE_AUTO */
   int64_t max_steps;       /* 0 = no limit on generator steps */
@@ -111,6 +114,7 @@ typedef struct clue_config {
   bool early_stopping;     /* true */
   clue_on_nan on_nan;      /* train.on_nan: stop (default) | skip a step whose loss or
                               gradients are NaN/Inf, halving the learning rate */
+  clue_calibration calibration; /* train.calibration: all (default) | validation | off */
 
   /* embed */
   clue_cells embed_cells; /* embed.cells: all (default) | train | test */
@@ -159,6 +163,7 @@ const char *clue_normalize_name(clue_normalize v);
 const char *clue_optimizer_name(clue_optimizer v);
 const char *clue_cells_name(clue_cells v);
 const char *clue_on_nan_name(clue_on_nan v);
+const char *clue_calibration_name(clue_calibration v);
 const char *clue_pseudo_method_name(clue_pseudo_method v);
 
 /* Index of the modality called name, or -1. */

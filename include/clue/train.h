@@ -89,6 +89,18 @@ int clue_inputs_build(clue_prep *const *prep, const clue_dataset *d, clue_inputs
                       clue_err *err);
 void clue_inputs_release(clue_inputs *in);
 
+/* Bridge cells a calibration is fitted on at the most (clue_train_calibrate). */
+#define CLUE_CALIB_CELLS 10000
+
+/* Collective. Fits ck->calib[from][to] (calib.h) for every ordered pair of
+ * modalities on the cells of d measured in both — only the validation cells of
+ * `val` when it is given — (all of them, or a draw of about max_cells that
+ * depends on the seed and not on the number of ranks), with the model's
+ * current weights; a pair without such cells gets none. */
+int clue_train_calibrate(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
+                         const clue_plan *val, uint64_t seed, int64_t max_cells,
+                         const clue_comm *comm, clue_err *err);
+
 /* Installs SIGTERM/SIGUSR1 handlers that request a checkpoint-and-exit. */
 void clue_train_install_signals(void);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clue/calib.h"
 #include "clue/checkpoint.h"
 #include "clue/cli.h"
 #include "clue/h5ad.h"
@@ -22,6 +23,7 @@ typedef struct predict_args {
   const char *checkpoint, *from, *to, *cells, *out, *features, *batch, *where, *layer;
   double counts; /* library size of --counts; 0: normalised values */
   bool log1p;    /* --log1p: E[log1p(normalised counts)] */
+  bool raw;      /* --raw: no calibration */
   int chunk;
 } predict_args;
 
@@ -55,6 +57,10 @@ static void usage(FILE *out) {
           "                      decoder gives at library size L (--counts, or the\n"
           "                      training cells' mean): the prediction to compare with\n"
           "                      log1p-normalised data\n"
+          "  --raw               the decoder's values as they are: without the\n"
+          "                      calibration fitted at the end of training on the cells\n"
+          "                      measured in both modalities (applied to --log1p values,\n"
+          "                      probabilities and normal values)\n"
           "  --batch NAME        the batch for cells whose own is unknown to the model\n"
           "  --layer NAME        where the counts are (default: the training config's)\n"
           "  --where COL=VALUE   only cells whose obs column COL reads VALUE\n"
@@ -71,6 +77,7 @@ static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *c
       {"counts", required_argument, 0, 'n'},     {"batch", required_argument, 0, 'b'},
       {"layer", required_argument, 0, 'l'},      {"where", required_argument, 0, 'w'},
       {"chunk", required_argument, 0, 'C'},      {"log1p", no_argument, 0, 'L'},
+      {"raw", no_argument, 0, 'r'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -89,6 +96,7 @@ static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *c
       case 'l': a->layer = optarg; break;
       case 'w': a->where = optarg; break;
       case 'L': a->log1p = true; break;
+      case 'r': a->raw = true; break;
       case 'n':
         a->counts = strtod(optarg, &end);
         if (*end || !*optarg || !(a->counts > 0) || !isfinite(a->counts)) {
@@ -139,6 +147,7 @@ typedef struct job {
   int64_t n_own, n_given, n_mean; /* how the batches were chosen */
   int64_t *feat, n_feat; /* output features: indices among the decoded --to features */
   clue_strings *feat_names;
+  const clue_calib *calib; /* applied to the values, or NULL */
 } job;
 
 static void job_free(job *j) {
@@ -410,26 +419,16 @@ static int round_alloc(const job *j, int64_t cap, round_buf *r, clue_err *err) {
 
 /* In place, v (n × F: the decoder's expected profiles for batches b) in the
  * output's units: nb expected counts per 1e4 (or --counts), or with --log1p
- * E[log1p(X / lib × 1e4)] for X the counts at library size lib; bernoulli
- * probabilities; normal values in the input's units. */
+ * prediction units (calib.h) at library size lib; bernoulli and normal:
+ * prediction units. */
 static void to_values(const predict_args *a, const job *j, int64_t n, const int32_t *b,
                       double lib, float *v) {
-  const clue_model *m = j->ck.model;
   const clue_prep *p = j->ck.prep[j->to];
-  int64_t F = p->n_decoded;
-  double scale = a->counts > 0 ? a->counts : 1e4;
-  const real *log_theta = clue_arena_w(&m->gen, m->dec_disp[j->to]);
-  for (int64_t i = 0; i < n; i++) {
-    float *row = v + i * F;
-    for (int64_t f = 0; f < F; f++) {
-      if (p->likelihood == CLUE_LIK_NORMAL)
-        row[f] = (float)(row[f] * p->target_std[f] + p->target_mean[f]);
-      else if (p->likelihood == CLUE_LIK_NB && !a->log1p)
-        row[f] = (float)(row[f] * scale);
-      else if (p->likelihood == CLUE_LIK_NB)
-        row[f] = (float)clue_nb_log1p_mean(row[f] * lib, exp(log_theta[(int64_t)b[i] * F + f]),
-                                           1e4 / lib);
-    }
+  if (p->likelihood == CLUE_LIK_NB && !a->log1p) {
+    double scale = a->counts > 0 ? a->counts : 1e4;
+    for (int64_t i = 0; i < n * p->n_decoded; i++) v[i] = (float)(v[i] * scale);
+  } else {
+    clue_prediction_values(j->ck.model, j->to, p, n, b, lib, v);
   }
 }
 
@@ -438,17 +437,10 @@ static void to_values(const predict_args *a, const job *j, int64_t n, const int3
 static int profiles(const predict_args *a, const job *j, clue_work *w, const clue_csr *x,
                     const int32_t *batch, int64_t n, round_buf *r, clue_err *err) {
   const clue_model *m = j->ck.model;
-  int d = m->spec.latent_dim, nb = m->spec.n_batches;
-  int64_t Kd = (int64_t)m->spec.n_mod * d, F = m->spec.n_feat[j->to];
+  int nb = m->spec.n_batches;
+  int64_t F = m->spec.n_feat[j->to];
   int rc = clue_prep_encode_input(j->ck.prep[j->from], x, r->enc, err);
-  if (!rc) rc = clue_model_embed(m, w, j->from, r->enc, n, r->emb, err);
-  for (int64_t i = 0; i < n; i++) { /* the decoder reads blocks of unit-norm samples */
-    const float *e = r->emb + i * Kd;
-    double ss = 0;
-    for (int64_t c = 0; c < Kd; c++) ss += (double)e[c] * e[c];
-    double div = m->spec.normalize_u ? (sqrt(ss) > 1e-12 ? sqrt(ss) : 1e-12) : 1;
-    for (int c = 0; c < d; c++) r->z[i * d + c] = (real)(e[(int64_t)j->to * d + c] / div);
-  }
+  if (!rc) rc = clue_model_cross_block(m, w, j->from, j->to, r->enc, n, r->emb, r->z, err);
   bool mean = false;
   for (int64_t i = 0; i < n; i++) {
     mean |= batch[i] < 0;
@@ -468,6 +460,7 @@ static int profiles(const predict_args *a, const job *j, clue_work *w, const clu
       for (int64_t f = 0; f < F; f++) acc[f] = (q == 0 ? 0 : acc[f]) + p[f] / (float)nb;
     }
   }
+  if (!rc && j->calib) clue_calib_apply(j->calib, n, r->acc);
   return rc;
 }
 
@@ -509,6 +502,32 @@ static int predict_rows(const predict_args *a, job *j, h5ad_writer *out, const c
 
 /* ---- the command --------------------------------------------------------------- */
 
+/* The calibration of the run's values (calib.h): the checkpoint's for the
+ * pair, unless --raw, the values are not in prediction units (nb without
+ * --log1p) or are at another library size than the fit's. */
+static const clue_calib *choose_calibration(const predict_args *a, const job *j) {
+  const clue_calib *c = j->ck.calib[j->from][j->to];
+  const clue_prep *p = j->ck.prep[j->to];
+  if (a->raw || !c) return NULL;
+  if (p->likelihood != CLUE_LIK_NB) return c;
+  double lib = a->counts > 0 ? a->counts : p->library_mean;
+  return a->log1p && fabs(lib - c->library) <= 1e-9 * c->library ? c : NULL;
+}
+
+static void calibration_note(const predict_args *a, const job *j, char *buf, size_t size) {
+  const clue_calib *c = j->ck.calib[j->from][j->to];
+  if (j->calib)
+    snprintf(buf, size, "calibrated on %lld cells measured in both", (long long)c->n_cells);
+  else if (a->raw)
+    snprintf(buf, size, "not calibrated (--raw)");
+  else if (!c)
+    snprintf(buf, size, "not calibrated (the checkpoint has no calibration for the pair)");
+  else if (!a->log1p)
+    snprintf(buf, size, "not calibrated (calibrated values: --log1p)");
+  else
+    snprintf(buf, size, "not calibrated (the calibration is at library size %g)", c->library);
+}
+
 static void describe(const predict_args *a, const job *j, char *buf, size_t size) {
   const clue_prep *p = j->ck.prep[j->to];
   const char *what = p->likelihood == CLUE_LIK_BERNOULLI ? "probability of a nonzero value"
@@ -521,12 +540,14 @@ static void describe(const predict_args *a, const job *j, char *buf, size_t size
     snprintf(lib, sizeof lib, " at library size %g", a->counts > 0 ? a->counts : p->library_mean);
   else if (p->likelihood == CLUE_LIK_NB && a->counts > 0)
     snprintf(lib, sizeof lib, " %g", a->counts);
+  char cal[160];
+  calibration_note(a, j, cal, sizeof cal);
   snprintf(buf, size,
            "%s%s of %s from %s with %s; decoder batch: %lld cells their own, %lld --batch %s, "
-           "%lld the mean over the model's %lld batches",
+           "%lld the mean over the model's %lld batches; %s",
            what, lib, a->to, a->from, a->checkpoint, (long long)j->n_own, (long long)j->n_given,
            a->batch ? a->batch : "(none)", (long long)j->n_mean,
-           (long long)j->ck.batch_names->n);
+           (long long)j->ck.batch_names->n, cal);
 }
 
 static int run(const predict_args *a, int argc, char **argv, const clue_comm *comm,
@@ -542,6 +563,7 @@ static int run(const predict_args *a, int argc, char **argv, const clue_comm *co
   if (rc == CLUE_OK && a->log1p && !(a->counts > 0) && !(j.ck.prep[j.to]->library_mean > 0))
     rc = clue_fail(err, CLUE_EUSAGE, "--log1p: %s predates the library size kept in "
                    "checkpoints: give one with --counts L", a->checkpoint);
+  if (rc == CLUE_OK) j.calib = choose_calibration(a, &j);
   if (rc == CLUE_OK) rc = open_cells(a, &j, comm, err);
   if (rc == CLUE_OK) rc = select_rows(a, &j, err);
   if (rc == CLUE_OK) rc = choose_batches(a, &j, err);

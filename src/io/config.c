@@ -34,6 +34,7 @@
 _Static_assert(sizeof(clue_likelihood) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(clue_cells) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(clue_on_nan) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(clue_calibration) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(clue_pseudo_method) == sizeof(int), "enums are stored as int");
 
 /* ======================================================================== */
@@ -46,6 +47,7 @@ static const char *const norm_names[] = {"log1p", "clr", "none", NULL};
 static const char *const opt_names[] = {"rmsprop", "adam", NULL};
 static const char *const cells_names[] = {"all", "train", "test", NULL};
 static const char *const on_nan_names[] = {"stop", "skip", NULL};
+static const char *const calib_names[] = {"all", "validation", "off", NULL};
 static const char *const pseudo_names[] = {"off", "mnn", "bridge", NULL};
 
 static int names_count(const char *const *names) {
@@ -64,6 +66,7 @@ const char *clue_normalize_name(clue_normalize v) { return enum_name(norm_names,
 const char *clue_optimizer_name(clue_optimizer v) { return enum_name(opt_names, (int)v); }
 const char *clue_cells_name(clue_cells v) { return enum_name(cells_names, (int)v); }
 const char *clue_on_nan_name(clue_on_nan v) { return enum_name(on_nan_names, (int)v); }
+const char *clue_calibration_name(clue_calibration v) { return enum_name(calib_names, (int)v); }
 const char *clue_pseudo_method_name(clue_pseudo_method v) {
   return enum_name(pseudo_names, (int)v);
 }
@@ -136,6 +139,8 @@ static const key_def cfg_keys[] = {
     {"loss.cos", K_REAL, CF(lam_cos), 0, BIG, 0, NULL, "weight of the cosine alignment"},
     {"train.batch_size", K_INT, CF(batch_size), 1, 1 << 20, 0, NULL, "cells per minibatch"},
     {"train.lr", K_REAL, CF(lr), 0, BIG, F_LO_OPEN, NULL, "learning rate"},
+    {"train.lr_warmup", K_I64, CF(lr_warmup), 0, BIG, 0, NULL,
+     "steps over which the learning rate grows linearly to train.lr (0: none)"},
     {"train.optimizer", K_ENUM, CF(optimizer), NONE, 0, opt_names, "optimiser"},
     {"train.max_epochs", K_INT, CF(max_epochs), 1, EPOCHS, F_AUTO, NULL,
      "auto: max(ceil(72/lr/bpe), 72)"},
@@ -172,6 +177,8 @@ static const key_def cfg_keys[] = {
      "stop when validation loss stalls"},
     {"train.on_nan", K_ENUM, CF(on_nan), NONE, 0, on_nan_names,
      "NaN/Inf loss or gradient: stop, or skip the step and halve the learning rate"},
+    {"train.calibration", K_ENUM, CF(calibration), NONE, 0, calib_names,
+     "cells measured in both modalities that calibrate clue predict: all, validation, off"},
     {"embed.cells", K_ENUM, CF(embed_cells), NONE, 0, cells_names, "cells to embed"},
     {"output.dir", K_PATH, CF(out_dir), NONE, 0, NULL, "run folder"},
 };
@@ -236,6 +243,7 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->optimizer = CLUE_OPT_RMSPROP;
   cfg->max_epochs = CLUE_AUTO;
   cfg->max_steps = 0;
+  cfg->lr_warmup = 0;
   cfg->align_burnin = CLUE_AUTO;
   cfg->patience = CLUE_AUTO;
   cfg->reduce_lr_patience = CLUE_AUTO;
@@ -249,6 +257,7 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->checkpoint_seconds = 60;
   cfg->early_stopping = true;
   cfg->on_nan = CLUE_NAN_STOP;
+  cfg->calibration = CLUE_CALIB_ALL;
   cfg->embed_cells = CLUE_CELLS_ALL;
   set_text(cfg->out_dir, sizeof cfg->out_dir, "runs/clue");
 }

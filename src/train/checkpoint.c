@@ -377,6 +377,39 @@ static int get_state(hid_t file, clue_train_state *st, const char *path, clue_er
 
 /* ---- save ---- */
 
+/* /calib/<from>/<to>: a, b, lo, hi (the target's decoded features), attributes
+ * cells and library. */
+static int put_calib(hid_t g, const char *name, const clue_calib *k) {
+  hid_t t = make_group(g, name);
+  if (t < 0) return -1;
+  int64_t n = k->n_feat;
+  int rc = put_attr_i64(t, "cells", k->n_cells) | put_attr_f64(t, "library", k->library) |
+           put_array(t, "a", H5T_NATIVE_DOUBLE, k->a, n, sizeof(double)) |
+           put_array(t, "b", H5T_NATIVE_DOUBLE, k->b, n, sizeof(double)) |
+           put_array(t, "lo", H5T_NATIVE_DOUBLE, k->lo, n, sizeof(double)) |
+           put_array(t, "hi", H5T_NATIVE_DOUBLE, k->hi, n, sizeof(double));
+  H5Gclose(t);
+  return rc;
+}
+
+static int put_calibs(hid_t f, const clue_ckpt *c) {
+  bool any = false;
+  for (int i = 0; i < c->n_mod; i++)
+    for (int j = 0; j < c->n_mod; j++) any |= c->calib[i][j] != NULL;
+  if (!any) return 0;
+  hid_t g = make_group(f, "calib");
+  int rc = g < 0 ? -1 : 0;
+  for (int i = 0; i < c->n_mod && !rc; i++) {
+    hid_t from = make_group(g, c->model->spec.names[i]);
+    rc = from < 0 ? -1 : 0;
+    for (int j = 0; j < c->n_mod && !rc; j++)
+      if (c->calib[i][j]) rc = put_calib(from, c->model->spec.names[j], c->calib[i][j]);
+    if (from >= 0) H5Gclose(from);
+  }
+  if (g >= 0) H5Gclose(g);
+  return rc;
+}
+
 static int write_all(hid_t f, const clue_ckpt *c) {
   int rc = put_attr_i64(f, "format_version", CLUE_CKPT_FORMAT_VERSION);
   if (!rc) rc = put_string(f, "config", c->config_yaml ? c->config_yaml : "");
@@ -414,6 +447,7 @@ static int write_all(hid_t f, const clue_ckpt *c) {
                                 sizeof(int64_t));
     if (g2 >= 0) H5Gclose(g2);
   }
+  if (!rc) rc = put_calibs(f, c);
   if (!rc && c->has_optim) {
     hid_t o = make_group(f, "optim");
     rc = o < 0 ? -1
@@ -585,6 +619,47 @@ static int get_pseudo(hid_t f, clue_ckpt *c, const char *path, clue_err *err) {
   return rc;
 }
 
+/* /calib/<from>/<to> of a checkpoint that has it. */
+static int get_calib(hid_t g, const char *from, const char *to, int64_t n, clue_calib **out,
+                     const char *path, clue_err *err) {
+  char where[CLUE_PATH_MAX + 2 * CLUE_NAME_MAX + 16];
+  snprintf(where, sizeof where, "%s: calib/%s/%s", path, from, to);
+  hid_t t = H5Gopen2(g, to, H5P_DEFAULT);
+  if (t < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open the group", where);
+  clue_calib *k = clue_calib_new(n, err);
+  int rc = k ? CLUE_OK : CLUE_ENOMEM;
+  if (!rc && (get_attr_i64(t, "cells", &k->n_cells) < 0 ||
+              get_attr_f64(t, "library", &k->library) < 0))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: no cells or library attribute", where);
+  const char *names[4] = {"a", "b", "lo", "hi"};
+  for (int i = 0; i < 4 && !rc; i++)
+    rc = get_array(t, names[i], H5T_NATIVE_DOUBLE, k->a + i * n, n, sizeof(double), where, err);
+  H5Gclose(t);
+  if (rc) {
+    clue_calib_free(k);
+    return rc;
+  }
+  *out = k;
+  return CLUE_OK;
+}
+
+static int get_calibs(hid_t f, clue_ckpt *c, const char *path, clue_err *err) {
+  if (H5Lexists(f, "calib", H5P_DEFAULT) <= 0) return CLUE_OK;
+  const clue_model_spec *s = &c->model->spec;
+  hid_t g = H5Gopen2(f, "calib", H5P_DEFAULT);
+  int rc = g < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: cannot open group calib", path) : CLUE_OK;
+  for (int i = 0; i < s->n_mod && !rc; i++) {
+    if (H5Lexists(g, s->names[i], H5P_DEFAULT) <= 0) continue;
+    hid_t from = H5Gopen2(g, s->names[i], H5P_DEFAULT);
+    for (int j = 0; j < s->n_mod && !rc; j++)
+      if (j != i && H5Lexists(from, s->names[j], H5P_DEFAULT) > 0)
+        rc = get_calib(from, s->names[i], s->names[j], s->n_feat[j], &c->calib[i][j], path, err);
+    H5Gclose(from);
+  }
+  if (g >= 0) H5Gclose(g);
+  return rc;
+}
+
 static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
   int64_t version = 0;
   if (get_attr_i64(f, "format_version", &version))
@@ -637,6 +712,7 @@ static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
     if (rc) return rc;
   }
   if (H5Lexists(f, "pseudo", H5P_DEFAULT) > 0 && (rc = get_pseudo(f, c, path, err))) return rc;
+  if ((rc = get_calibs(f, c, path, err))) return rc;
   if (H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
     c->has_optim = true;
     hid_t o = H5Gopen2(f, "optim", H5P_DEFAULT);
@@ -675,6 +751,8 @@ void clue_ckpt_release(clue_ckpt *c) {
   }
   clue_snapshot_release(&c->best);
   free(c->pseudo);
+  for (int i = 0; i < CLUE_K; i++)
+    for (int j = 0; j < CLUE_K; j++) clue_calib_free(c->calib[i][j]);
   clue_model_free(c->model);
   memset(c, 0, sizeof *c);
 }

@@ -448,6 +448,8 @@ static int train_step(trainer *t, int64_t epoch, int64_t step, clue_losses *out,
                  .train = true};
   clue_model *m = t->ck.model;
   if (t->buf_backup) memcpy(t->buf_backup, m->buf.w, (size_t)m->buf.n * sizeof(real));
+  double warm = (int64_t)gstep < t->cfg->lr_warmup ? (double)(gstep + 1) / t->cfg->lr_warmup : 1;
+  t->ck.opt_gen.lr = t->ck.opt_disc.lr = t->ck.state.lr * warm;
   int rc = clue_train_step_gs(m, t->work, t->mb, &t->lw, &p, &t->ck.opt_disc,
                               &t->ck.opt_gen, t->gsum, t->comm, out, err);
   if (rc) return rc;
@@ -548,7 +550,7 @@ static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const cl
       if (by_steps < eta) eta = by_steps;
     }
     if (eta < 0) eta = 0;
-    printf(" | lr %.2g | %.0f cells/s | %.2f s | ETA %dh%02dm%s%s\n", t->ck.state.lr,
+    printf(" | lr %.2g | %.0f cells/s | %.2f s | ETA %dh%02dm%s%s\n", t->ck.opt_gen.lr,
            cells_per_s, seconds, (int)(eta / 3600), (int)(eta / 60) % 60, note[0] ? " | " : "",
            note);
     fflush(stdout);
@@ -557,7 +559,7 @@ static void log_epoch(trainer *t, int64_t epoch, const clue_losses *tr, const cl
   snprintf(line, sizeof line,
            "{\"epoch\": %lld, \"step\": %lld, \"lr\": %.10g, \"seconds\": %.4f, "
            "\"cells_per_s\": %.2f, \"ranks\": %d, \"event\": \"%s\", ",
-           (long long)epoch, (long long)t->ck.state.step, t->ck.state.lr, seconds, cells_per_s,
+           (long long)epoch, (long long)t->ck.state.step, t->ck.opt_gen.lr, seconds, cells_per_s,
            t->comm->size, note);
   if (t->pseudo) {
     size_t at = strlen(line);
@@ -765,6 +767,25 @@ static void restore_best(trainer *t) {
   clue_comm_barrier(t->comm);
 }
 
+/* Collective. The calibration of the predictions between modalities (calib.h)
+ * on the run's cells measured in both, for `clue predict`. */
+static int calibrate(trainer *t, clue_err *err) {
+  if (t->cfg->calibration == CLUE_CALIB_OFF) return CLUE_OK;
+  double t0 = now_seconds();
+  const clue_plan *val = t->cfg->calibration == CLUE_CALIB_VALIDATION ? t->plan : NULL;
+  int rc = clue_train_calibrate(&t->ck, t->d, &t->in, val, t->cfg->seed, CLUE_CALIB_CELLS,
+                                t->comm, err);
+  int64_t cells = 0;
+  for (int i = 0; i < t->d->n_mod; i++)
+    for (int j = 0; j < t->d->n_mod; j++)
+      if (t->ck.calib[i][j] && t->ck.calib[i][j]->n_cells > cells)
+        cells = t->ck.calib[i][j]->n_cells;
+  if (rc == CLUE_OK && cells > 0)
+    say(t, "predictions calibrated on %lld %scells measured in both modalities (%.1f s)\n",
+        (long long)cells, val ? "validation " : "", now_seconds() - t0);
+  return rc;
+}
+
 static void teardown(trainer *t) {
   clue_gradsum_free(t->gsum);
   clue_pseudo_free(t->pseudo);
@@ -888,7 +909,8 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   }
   if (rc == CLUE_OK) {
     if (t.ck.has_best) restore_best(&t);
-    rc = save_checkpoint(&t, err);
+    rc = calibrate(&t, err);
+    if (rc == CLUE_OK) rc = save_checkpoint(&t, err);
     if (rc == CLUE_OK)
       say(&t, "done: %lld epochs, %lld steps, %.1f s; %s weights of epoch %lld in %s\n",
                 (long long)t.ck.state.epoch, (long long)t.ck.state.step, t.ck.state.seconds,
