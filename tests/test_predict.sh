@@ -7,10 +7,11 @@
 #     rounds of 7 cells; --counts L rescales rows to L; --features picks columns;
 #  2. --log1p --raw equals E[log1p(X / L · 1e4)] summed from scipy's negative
 #     binomial probabilities at the training cells' mean library size L;
-#  2b. the calibration kept in the checkpoint equals numpy's least-squares line
-#     per feature between --log1p --raw on the run's cells and their measured
-#     log1p-normalised ADT (slope ≥ 0, range of the measured values), and
-#     --log1p applies it; the same for a run on 2 ranks;
+#  2b. with train.calibration=all, the calibration kept in the checkpoint equals
+#     numpy's least-squares line per feature between --log1p --raw on the run's
+#     cells and their measured log1p-normalised ADT (slope ≥ 0, range of the
+#     measured values), and --log1p applies it; the same for a run on 2 ranks;
+#     the default (validation) fits on the run's 48 validation cells only;
 #  3. cells whose batch the model does not know: with --batch B, the profile of
 #     batch B; without it, the mean of the profiles of every batch;
 #  4. bad input: an unknown --to, features the model does not decode, a cells
@@ -28,7 +29,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 "$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
   --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
-  --set train.max_steps=40 --set "output.dir=$tmp/run" --quiet || fail "training"
+  --set train.max_steps=40 --set "output.dir=$tmp/run" --set train.calibration=all --quiet ||
+  fail "training"
 "$CLUE_BIN" embed --checkpoint "$tmp/run/checkpoint.h5" --out "$tmp/embed" --cells test \
   > /dev/null || fail "embed"
 predict() { # np out [extra...]
@@ -46,7 +48,13 @@ predict 2 "$tmp/log.h5ad" --log1p --raw
 predict 2 "$tmp/cal.h5ad" --log1p
 $mpi -n 2 "$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
   --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
-  --set train.max_steps=40 --set "output.dir=$tmp/run2" --quiet || fail "training on 2 ranks"
+  --set train.max_steps=40 --set "output.dir=$tmp/run2" --set train.calibration=all --quiet ||
+  fail "training on 2 ranks"
+"$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
+  --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
+  --set train.max_steps=40 --set "output.dir=$tmp/run3" > "$tmp/run3.log" || fail "training (validation)"
+grep -q "predictions calibrated on 48 validation cells measured in both" "$tmp/run3.log" ||
+  fail "train does not say it calibrated on the validation cells: $(cat "$tmp/run3.log")"
 for r in "" 2; do
   $mpi -n 2 "$CLUE_BIN" predict --checkpoint "$tmp/run$r/checkpoint.h5" --from rna --to adt \
     --cells "$data/rna.h5ad" --where split=train --out "$tmp/train_raw$r.h5ad" --log1p --raw \
@@ -154,6 +162,13 @@ def check_calibration(ck, raw_path):
     return cal
 cal = check_calibration(f, f"{tmp}/train_raw.h5ad")
 check_calibration(f2, f"{tmp}/train_raw2.h5ad")
+assert cal.attrs["validation"] == 0
+# train.calibration: validation (the default): the run's validation cells only
+import json
+v = h5py.File(f"{tmp}/run3/checkpoint.h5", "r")["calib/rna/adt"]
+assert v.attrs["validation"] == 1 and v.attrs["cells"] == json.load(open(f"{tmp}/run3/run.json"))["data"]["cells_val"] == 48
+assert (v["lo"][:] >= cal["lo"][:] - 1e-6).all() and (v["hi"][:] <= cal["hi"][:] + 1e-6).all()
+assert (v["lo"][:] > cal["lo"][:] + 1e-6).any() or (v["hi"][:] < cal["hi"][:] - 1e-6).any()
 want = np.clip(cal["a"][:] + cal["b"][:] * lg, cal["lo"][:], cal["hi"][:])
 assert rel(ad.read_h5ad(f"{tmp}/cal.h5ad").X, want) < 1e-5
 # batches the model does not know

@@ -20,6 +20,7 @@
 #ifndef CLUE_CALIB_H
 #define CLUE_CALIB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "clue/comm.h"
@@ -31,6 +32,7 @@
 typedef struct clue_calib {
   int64_t n_feat;          /* the target's decoded features */
   int64_t n_cells;         /* bridge cells of the fit */
+  bool validation;         /* they are validation cells only (not trained on) */
   double library;          /* nb: L of the fitted values; otherwise 0 */
   double *a, *b, *lo, *hi; /* (n_feat) */
 } clue_calib;

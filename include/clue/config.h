@@ -114,7 +114,7 @@ typedef struct clue_config {
   bool early_stopping;     /* true */
   clue_on_nan on_nan;      /* train.on_nan: stop (default) | skip a step whose loss or
                               gradients are NaN/Inf, halving the learning rate */
-  clue_calibration calibration; /* train.calibration: all (default) | validation | off */
+  clue_calibration calibration; /* train.calibration: validation (default) | all | off */
 
   /* embed */
   clue_cells embed_cells; /* embed.cells: all (default) | train | test */

@@ -94,9 +94,9 @@ void clue_inputs_release(clue_inputs *in);
 
 /* Collective. Fits ck->calib[from][to] (calib.h) for every ordered pair of
  * modalities on the cells of d measured in both — only the validation cells of
- * `val` when it is given — (all of them, or a draw of about max_cells that
- * depends on the seed and not on the number of ranks), with the model's
- * current weights; a pair without such cells gets none. */
+ * `val` when it is given and the pair has some, else all — (all of them, or a
+ * draw of about max_cells that depends on the seed and not on the number of
+ * ranks), with the model's current weights; a pair without such cells gets none. */
 int clue_train_calibrate(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
                          const clue_plan *val, uint64_t seed, int64_t max_cells,
                          const clue_comm *comm, clue_err *err);

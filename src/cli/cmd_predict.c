@@ -517,7 +517,8 @@ static const clue_calib *choose_calibration(const predict_args *a, const job *j)
 static void calibration_note(const predict_args *a, const job *j, char *buf, size_t size) {
   const clue_calib *c = j->ck.calib[j->from][j->to];
   if (j->calib)
-    snprintf(buf, size, "calibrated on %lld cells measured in both", (long long)c->n_cells);
+    snprintf(buf, size, "calibrated on %lld %scells measured in both", (long long)c->n_cells,
+             c->validation ? "validation " : "");
   else if (a->raw)
     snprintf(buf, size, "not calibrated (--raw)");
   else if (!c)

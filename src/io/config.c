@@ -257,7 +257,7 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->checkpoint_seconds = 60;
   cfg->early_stopping = true;
   cfg->on_nan = CLUE_NAN_STOP;
-  cfg->calibration = CLUE_CALIB_ALL;
+  cfg->calibration = CLUE_CALIB_VALIDATION;
   cfg->embed_cells = CLUE_CELLS_ALL;
   set_text(cfg->out_dir, sizeof cfg->out_dir, "runs/clue");
 }

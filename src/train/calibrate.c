@@ -47,6 +47,16 @@ static bool bridge(const int64_t *row, int from, int to, const clue_plan *val, i
   return row[from] >= 0 && row[to] >= 0 && (!val || !clue_plan_is_train(val, c));
 }
 
+/* Collective. Bridge cells of the pair over all ranks. */
+static int64_t count_bridge(const clue_dataset *d, int from, int to, const clue_plan *val,
+                            const clue_comm *comm) {
+  int64_t total = 0;
+  for (int64_t c = d->local_begin; c < d->local_end; c++)
+    total += bridge(d->local_row + (c - d->local_begin) * d->n_mod, from, to, val, c);
+  clue_comm_sum_int64(comm, &total, 1);
+  return total;
+}
+
 /* Predicted values of the n rows in b (inputs b->x, batches b->batch) → sums,
  * with the measured target rows `rows` of t. */
 static int add_round(const clue_ckpt *ck, clue_work *w, int from, int to, const clue_csr *t,
@@ -103,19 +113,17 @@ int clue_train_calibrate(clue_ckpt *ck, const clue_dataset *d, const clue_inputs
       if (from == to) continue;
       clue_calib_free(ck->calib[from][to]);
       ck->calib[from][to] = NULL;
-      int64_t total = 0;
-      for (int64_t c = d->local_begin; c < d->local_end; c++) {
-        const int64_t *row = d->local_row + (c - d->local_begin) * d->n_mod;
-        total += bridge(row, from, to, val, c);
-      }
-      clue_comm_sum_int64(comm, &total, 1);
+      const clue_plan *v = val;
+      int64_t total = count_bridge(d, from, to, v, comm);
+      if (total == 0 && v) total = count_bridge(d, from, to, v = NULL, comm);
       if (total == 0) continue;
       double lib = ck->prep[to]->likelihood == CLUE_LIK_NB ? ck->prep[to]->library_mean : 0;
       if (ck->prep[to]->likelihood == CLUE_LIK_NB && !(lib > 0)) continue;
       clue_calib_sums *s = clue_calib_sums_new(ck->prep[to]->n_decoded, err);
-      rc = s ? local_sums(ck, d, in, val, from, to, seed, total, max_cells, s, err) : CLUE_ENOMEM;
+      rc = s ? local_sums(ck, d, in, v, from, to, seed, total, max_cells, s, err) : CLUE_ENOMEM;
       rc = clue_comm_agree(comm, rc, err);
       if (rc == CLUE_OK) rc = clue_calib_fit(s, lib, comm, &ck->calib[from][to], err);
+      if (rc == CLUE_OK && ck->calib[from][to]) ck->calib[from][to]->validation = v != NULL;
       clue_calib_sums_free(s);
     }
   return rc;

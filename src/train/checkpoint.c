@@ -384,6 +384,7 @@ static int put_calib(hid_t g, const char *name, const clue_calib *k) {
   if (t < 0) return -1;
   int64_t n = k->n_feat;
   int rc = put_attr_i64(t, "cells", k->n_cells) | put_attr_f64(t, "library", k->library) |
+           put_attr_i64(t, "validation", k->validation) |
            put_array(t, "a", H5T_NATIVE_DOUBLE, k->a, n, sizeof(double)) |
            put_array(t, "b", H5T_NATIVE_DOUBLE, k->b, n, sizeof(double)) |
            put_array(t, "lo", H5T_NATIVE_DOUBLE, k->lo, n, sizeof(double)) |
@@ -628,9 +629,12 @@ static int get_calib(hid_t g, const char *from, const char *to, int64_t n, clue_
   if (t < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open the group", where);
   clue_calib *k = clue_calib_new(n, err);
   int rc = k ? CLUE_OK : CLUE_ENOMEM;
+  int64_t validation = 0;
   if (!rc && (get_attr_i64(t, "cells", &k->n_cells) < 0 ||
-              get_attr_f64(t, "library", &k->library) < 0))
-    rc = clue_fail(err, CLUE_EFORMAT, "%s: no cells or library attribute", where);
+              get_attr_f64(t, "library", &k->library) < 0 ||
+              get_attr_i64(t, "validation", &validation) < 0))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: no cells, library or validation attribute", where);
+  if (!rc) k->validation = validation != 0;
   const char *names[4] = {"a", "b", "lo", "hi"};
   for (int i = 0; i < 4 && !rc; i++)
     rc = get_array(t, names[i], H5T_NATIVE_DOUBLE, k->a + i * n, n, sizeof(double), where, err);

@@ -775,14 +775,14 @@ static int calibrate(trainer *t, clue_err *err) {
   const clue_plan *val = t->cfg->calibration == CLUE_CALIB_VALIDATION ? t->plan : NULL;
   int rc = clue_train_calibrate(&t->ck, t->d, &t->in, val, t->cfg->seed, CLUE_CALIB_CELLS,
                                 t->comm, err);
-  int64_t cells = 0;
+  const clue_calib *most = NULL;
   for (int i = 0; i < t->d->n_mod; i++)
     for (int j = 0; j < t->d->n_mod; j++)
-      if (t->ck.calib[i][j] && t->ck.calib[i][j]->n_cells > cells)
-        cells = t->ck.calib[i][j]->n_cells;
-  if (rc == CLUE_OK && cells > 0)
+      if (t->ck.calib[i][j] && (!most || t->ck.calib[i][j]->n_cells > most->n_cells))
+        most = t->ck.calib[i][j];
+  if (rc == CLUE_OK && most)
     say(t, "predictions calibrated on %lld %scells measured in both modalities (%.1f s)\n",
-        (long long)cells, val ? "validation " : "", now_seconds() - t0);
+        (long long)most->n_cells, most->validation ? "validation " : "", now_seconds() - t0);
   return rc;
 }
 
