@@ -61,7 +61,7 @@ mpirun -np "$np" "$clue" transfer "$out/embed_train/rna.h5ad" "$out/embed/adt.h5
 
 echo "== clue predict (the proteins of the RNA test cells, scored against the measured ones)"
 mpirun -np "$np" "$clue" predict --checkpoint "$out/run/checkpoint.h5" --from rna --to adt \
-  --cells "$data/rna.h5ad" --where split=test --out "$out/predicted_adt.h5ad"
+  --cells "$data/rna.h5ad" --where split=test --out "$out/predicted_adt.h5ad" --log1p
 /usr/bin/python3 "$here/predict_scores.py" "$out/run/config.yaml" "$out/predicted_adt.h5ad" rna adt
 
 cat <<MSG
@@ -70,6 +70,6 @@ cat <<MSG
   embeddings     $out/embed/rna.h5ad, $out/embed/adt.h5ad   (obsm['X_clue'])
   metrics        $out/eval.json
   labels         $out/transfer.h5ad   (obs cell_type_pred, cell_type_conf)
-  proteins       $out/predicted_adt.h5ad   (X: expected ADT counts per 10,000 of the RNA test cells)
+  proteins       $out/predicted_adt.h5ad   (X: log1p-normalised ADT of the RNA test cells, calibrated)
   report         $out/run/report.html   (open it in a browser: curves, map, figures; numbers in report.json)
 MSG
