@@ -12,6 +12,11 @@
 #     cells and their measured log1p-normalised ADT (slope ≥ 0, range of the
 #     measured values), and --log1p applies it; the same for a run on 2 ranks;
 #     the default (validation) fits on the run's 48 validation cells only;
+#  2c. the checkpoint's reference cells are the run's cells with their
+#     embeddings (as clue embed writes them, unit norm) and decoded counts, the
+#     same from a run on 2 ranks; --log1p (--neighbours 15 by default, or 5)
+#     equals the mean of the calibrated values and the mean measured ADT of the
+#     nearest reference cells by cosine in the RNA embedding, on 1 and 2 ranks;
 #  3. cells whose batch the model does not know: with --batch B, the profile of
 #     batch B; without it, the mean of the profiles of every batch;
 #  4. bad input: an unknown --to, features the model does not decode, a cells
@@ -45,7 +50,12 @@ predict 3 "$tmp/p3.h5ad" --chunk 7
 predict 2 "$tmp/counts.h5ad" --counts 100
 predict 1 "$tmp/some.h5ad" --features CD86,CD274,CD3
 predict 2 "$tmp/log.h5ad" --log1p --raw
-predict 2 "$tmp/cal.h5ad" --log1p
+predict 2 "$tmp/cal.h5ad" --log1p --neighbours 0
+predict 2 "$tmp/ref.h5ad" --log1p
+predict 1 "$tmp/ref1.h5ad" --log1p --chunk 7
+predict 2 "$tmp/ref5.h5ad" --log1p --neighbours 5
+"$CLUE_BIN" embed --checkpoint "$tmp/run/checkpoint.h5" --out "$tmp/embed_train" --cells train \
+  > /dev/null || fail "embed of the training cells"
 $mpi -n 2 "$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
   --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
   --set train.max_steps=40 --set "output.dir=$tmp/run2" --set train.calibration=all --quiet ||
@@ -63,6 +73,8 @@ done
 grep -q "calibrated on 480 cells measured in both" "$tmp/cal.h5ad.log" ||
   fail "predict does not say it calibrated: $(cat "$tmp/cal.h5ad.log")"
 grep -q "not calibrated (--raw)" "$tmp/log.h5ad.log" || fail "--raw is not reported"
+grep -q "averaged with the mean measured profile of the 15 nearest of 480 reference cells" \
+  "$tmp/ref.h5ad.log" || fail "predict does not say it used reference cells: $(cat "$tmp/ref.h5ad.log")"
 "$PY" - "$tmp" "$data" <<'PY' || fail "the batch fixture"
 import sys, anndata as ad
 tmp, data = sys.argv[1:3]
@@ -171,6 +183,42 @@ assert (v["lo"][:] >= cal["lo"][:] - 1e-6).all() and (v["hi"][:] <= cal["hi"][:]
 assert (v["lo"][:] > cal["lo"][:] + 1e-6).any() or (v["hi"][:] < cal["hi"][:] - 1e-6).any()
 want = np.clip(cal["a"][:] + cal["b"][:] * lg, cal["lo"][:], cal["hi"][:])
 assert rel(ad.read_h5ad(f"{tmp}/cal.h5ad").X, want) < 1e-5
+# reference cells: the run's 480 cells (all measured in both), their embeddings
+# (as clue embed writes them, unit norm) and measured counts of the decoded features
+rc = f["refcells"]
+names = [s.decode() for s in bytes(rc["names"][:].astype(np.uint8)).split(b"\0")[:rc.attrs["n"]]]
+train = {m: ad.read_h5ad(f"{tmp}/embed_train/{m}.h5ad") for m in ("rna", "adt")}
+assert rc.attrs["n"] == 480 and names == list(train["rna"].obs_names), names[:3]
+assert (rc["present"][:] == 1).all()
+for m in ("rna", "adt"):
+    e = train[m].obsm["X_clue"].astype(np.float64)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    assert np.abs(rc[f"{m}/emb"][:].reshape(480, -1) - e).max() < 1e-5, m
+    counts = ad.read_h5ad(f"{data}/{m}.h5ad")[names]
+    cols = np.array(f[f"prep/{m}/decoded"][:])
+    x = counts.X[:, cols]
+    x = np.asarray(x.todense() if hasattr(x, "todense") else x, dtype=np.float32)
+    import scipy.sparse as sp
+    t = sp.csr_matrix((rc[f"{m}/data"][:], rc[f"{m}/indices"][:], rc[f"{m}/indptr"][:]),
+                      shape=x.shape).toarray()
+    assert (t == x).all(), m
+f2n = f2["refcells"]
+assert f2n.attrs["n"] == 480 and (f2n["adt/data"][:] == rc["adt/data"][:]).all()
+# predictions averaged with the mean measured ADT of the nearest reference cells
+# in the RNA embedding (cosine; ties are not expected on continuous embeddings)
+yref = counts.X  # adt, the last of the loop
+yref = np.asarray(yref.todense() if hasattr(yref, "todense") else yref, dtype=np.float64)[:, cols]
+yref = np.log1p(yref / np.maximum(yref.sum(1, keepdims=True), 1) * 1e4)
+ref_emb = rc["rna/emb"][:].reshape(480, -1).astype(np.float64)
+q = u / np.linalg.norm(u, axis=1, keepdims=True)  # the test cells' RNA embedding
+sim = q @ ref_emb.T
+calv = ad.read_h5ad(f"{tmp}/cal.h5ad").X
+for k, name in ((15, "ref"), (5, "ref5")):
+    nn = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    want = 0.5 * (calv + yref[nn].mean(1))
+    got = ad.read_h5ad(f"{tmp}/{name}.h5ad").X
+    assert rel(got, want) < 1e-5, (name, rel(got, want))
+assert rel(ad.read_h5ad(f"{tmp}/ref1.h5ad").X, ad.read_h5ad(f"{tmp}/ref.h5ad").X) < 1e-6
 # batches the model does not know
 given = ad.read_h5ad(f"{tmp}/given.h5ad").X
 mean = ad.read_h5ad(f"{tmp}/mean.h5ad").X

@@ -22,6 +22,7 @@
 #include "clue/model.h"
 #include "clue/optim.h"
 #include "clue/prep.h"
+#include "clue/refcells.h"
 #include "clue/strings.h"
 
 #define CLUE_CKPT_FORMAT_VERSION 1
@@ -64,6 +65,7 @@ typedef struct clue_ckpt {
   int64_t *pseudo;                /* (n_pseudo × 3) cell, modality, partner (pseudo.h) */
   clue_calib *calib[CLUE_K][CLUE_K]; /* [from][to]: predictions' calibration of a
                                       finished run (calib.h), or NULL */
+  clue_refcells *refcells;        /* reference cells of a finished run (refcells.h), or NULL */
 } clue_ckpt;
 
 /* Writes c to path atomically (temporary file, fsync, rename). Not collective:

@@ -6,6 +6,7 @@
 #ifndef CLUE_RNG_H
 #define CLUE_RNG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Purposes: one per independent use of randomness. */
@@ -55,5 +56,10 @@ int64_t clue_rng_poisson(clue_rng *r, double mean);
 
 /* The 64-bit finaliser of SplitMix64: a bijective mixing of x. */
 uint64_t clue_mix64(uint64_t x);
+
+/* A keyed draw of about `keep` of `total` items: true for item c (a global
+ * index) when total ≤ keep, else with probability keep / total from a hash of
+ * (seed, salt, c) alone — the same answer on any rank and any number of ranks. */
+bool clue_keyed_draw(uint64_t seed, uint64_t salt, int64_t c, int64_t total, int64_t keep);
 
 #endif

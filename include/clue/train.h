@@ -101,6 +101,14 @@ int clue_train_calibrate(clue_ckpt *ck, const clue_dataset *d, const clue_inputs
                          const clue_plan *val, uint64_t seed, int64_t max_cells,
                          const clue_comm *comm, clue_err *err);
 
+/* Collective. The reference cells of the checkpoint (refcells.h): the cells
+ * of d measured in two or more modalities (all, or a keyed draw of about
+ * max_cells that depends on the seed and not on the number of ranks), with the
+ * model's current weights, into ck->refcells on rank 0 (NULL elsewhere). */
+int clue_train_refcells(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
+                        uint64_t seed, int64_t max_cells, const clue_comm *comm,
+                        clue_err *err);
+
 /* Installs SIGTERM/SIGUSR1 handlers that request a checkpoint-and-exit. */
 void clue_train_install_signals(void);
 

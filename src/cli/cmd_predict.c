@@ -12,6 +12,7 @@
 
 #include "clue/calib.h"
 #include "clue/checkpoint.h"
+#include "clue/refcells.h"
 #include "clue/cli.h"
 #include "clue/h5ad.h"
 #include "clue/h5ad_write.h"
@@ -24,6 +25,7 @@ typedef struct predict_args {
   double counts; /* library size of --counts; 0: normalised values */
   bool log1p;    /* --log1p: E[log1p(normalised counts)] */
   bool raw;      /* --raw: no calibration */
+  int neighbours; /* --neighbours K: reference cells averaged in (0: none) */
   int chunk;
 } predict_args;
 
@@ -57,10 +59,15 @@ static void usage(FILE *out) {
           "                      decoder gives at library size L (--counts, or the\n"
           "                      training cells' mean): the prediction to compare with\n"
           "                      log1p-normalised data\n"
+          "  --neighbours K      average the values with the mean measured profile of\n"
+          "                      the K nearest reference cells (cells of the run\n"
+          "                      measured in both, kept in the checkpoint) in the\n"
+          "                      embedding of --from (default 15; 0: the model's values\n"
+          "                      alone); --log1p values, probabilities, normal values\n"
           "  --raw               the decoder's values as they are: without the\n"
           "                      calibration fitted at the end of training on the cells\n"
           "                      measured in both modalities (applied to --log1p values,\n"
-          "                      probabilities and normal values)\n"
+          "                      probabilities and normal values) nor reference cells\n"
           "  --batch NAME        the batch for cells whose own is unknown to the model\n"
           "  --layer NAME        where the counts are (default: the training config's)\n"
           "  --where COL=VALUE   only cells whose obs column COL reads VALUE\n"
@@ -77,7 +84,7 @@ static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *c
       {"counts", required_argument, 0, 'n'},     {"batch", required_argument, 0, 'b'},
       {"layer", required_argument, 0, 'l'},      {"where", required_argument, 0, 'w'},
       {"chunk", required_argument, 0, 'C'},      {"log1p", no_argument, 0, 'L'},
-      {"raw", no_argument, 0, 'r'},
+      {"raw", no_argument, 0, 'r'},              {"neighbours", required_argument, 0, 'N'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -97,6 +104,13 @@ static int parse_args(int argc, char **argv, predict_args *a, const clue_comm *c
       case 'w': a->where = optarg; break;
       case 'L': a->log1p = true; break;
       case 'r': a->raw = true; break;
+      case 'N': {
+        long v;
+        if (!cli_int_arg("--neighbours", optarg, 0, 1000, &v, msg, sizeof msg))
+          return cli_usage_error(comm, "predict", usage, msg);
+        a->neighbours = (int)v;
+        break;
+      }
       case 'n':
         a->counts = strtod(optarg, &end);
         if (*end || !*optarg || !(a->counts > 0) || !isfinite(a->counts)) {
@@ -148,6 +162,8 @@ typedef struct job {
   int64_t *feat, n_feat; /* output features: indices among the decoded --to features */
   clue_strings *feat_names;
   const clue_calib *calib; /* applied to the values, or NULL */
+  int neighbours;          /* reference cells averaged in per cell (0: none) */
+  int64_t n_ref;           /* reference cells measured in --from and --to */
 } job;
 
 static void job_free(job *j) {
@@ -461,6 +477,12 @@ static int profiles(const predict_args *a, const job *j, clue_work *w, const clu
     }
   }
   if (!rc && j->calib) clue_calib_apply(j->calib, n, r->acc);
+  int64_t n_ref = 0;
+  if (!rc && j->neighbours > 0)
+    rc = clue_refcells_mean(j->ck.refcells, j->ck.prep[j->to], j->from, j->to, j->neighbours,
+                            r->emb, n, r->prof, &n_ref, err);
+  for (int64_t i = 0; !rc && j->neighbours > 0 && i < n * F; i++)
+    r->acc[i] = 0.5f * (r->acc[i] + r->prof[i]);
   return rc;
 }
 
@@ -529,6 +551,36 @@ static void calibration_note(const predict_args *a, const job *j, char *buf, siz
     snprintf(buf, size, "not calibrated (the calibration is at library size %g)", c->library);
 }
 
+/* The reference cells averaged in (refcells.h): --neighbours, when the values
+ * are in prediction units and the checkpoint has reference cells of the pair. */
+static void choose_neighbours(const predict_args *a, job *j) {
+  const clue_refcells *r = j->ck.refcells;
+  const clue_prep *p = j->ck.prep[j->to];
+  j->n_ref = 0;
+  for (int64_t c = 0; r && c < r->n; c++)
+    j->n_ref += r->present[c * r->n_mod + j->from] && r->present[c * r->n_mod + j->to];
+  bool units = p->likelihood != CLUE_LIK_NB || a->log1p;
+  j->neighbours = units && j->n_ref > 0 && !a->raw ? a->neighbours : 0;
+}
+
+static void neighbours_note(const predict_args *a, const job *j, char *buf, size_t size) {
+  const clue_prep *p = j->ck.prep[j->to];
+  if (j->neighbours > 0)
+    snprintf(buf, size,
+             "averaged with the mean measured profile of the %d nearest of %lld reference "
+             "cells (embedding from %s)",
+             j->neighbours < j->n_ref ? j->neighbours : (int)j->n_ref, (long long)j->n_ref,
+             a->from);
+  else if (a->raw)
+    snprintf(buf, size, "no reference cells (--raw)");
+  else if (a->neighbours == 0)
+    snprintf(buf, size, "no reference cells (--neighbours 0)");
+  else if (p->likelihood == CLUE_LIK_NB && !a->log1p)
+    snprintf(buf, size, "no reference cells (they average --log1p values)");
+  else
+    snprintf(buf, size, "no reference cells (the checkpoint has none measured in both)");
+}
+
 static void describe(const predict_args *a, const job *j, char *buf, size_t size) {
   const clue_prep *p = j->ck.prep[j->to];
   const char *what = p->likelihood == CLUE_LIK_BERNOULLI ? "probability of a nonzero value"
@@ -541,14 +593,15 @@ static void describe(const predict_args *a, const job *j, char *buf, size_t size
     snprintf(lib, sizeof lib, " at library size %g", a->counts > 0 ? a->counts : p->library_mean);
   else if (p->likelihood == CLUE_LIK_NB && a->counts > 0)
     snprintf(lib, sizeof lib, " %g", a->counts);
-  char cal[160];
+  char cal[160], ref[200];
   calibration_note(a, j, cal, sizeof cal);
+  neighbours_note(a, j, ref, sizeof ref);
   snprintf(buf, size,
            "%s%s of %s from %s with %s; decoder batch: %lld cells their own, %lld --batch %s, "
-           "%lld the mean over the model's %lld batches; %s",
+           "%lld the mean over the model's %lld batches; %s; %s",
            what, lib, a->to, a->from, a->checkpoint, (long long)j->n_own, (long long)j->n_given,
            a->batch ? a->batch : "(none)", (long long)j->n_mean,
-           (long long)j->ck.batch_names->n, cal);
+           (long long)j->ck.batch_names->n, cal, ref);
 }
 
 static int run(const predict_args *a, int argc, char **argv, const clue_comm *comm,
@@ -565,6 +618,7 @@ static int run(const predict_args *a, int argc, char **argv, const clue_comm *co
     rc = clue_fail(err, CLUE_EUSAGE, "--log1p: %s predates the library size kept in "
                    "checkpoints: give one with --counts L", a->checkpoint);
   if (rc == CLUE_OK) j.calib = choose_calibration(a, &j);
+  if (rc == CLUE_OK) choose_neighbours(a, &j);
   if (rc == CLUE_OK) rc = open_cells(a, &j, comm, err);
   if (rc == CLUE_OK) rc = select_rows(a, &j, err);
   if (rc == CLUE_OK) rc = choose_batches(a, &j, err);
@@ -577,7 +631,7 @@ static int run(const predict_args *a, int argc, char **argv, const clue_comm *co
   if (rc == CLUE_OK) rc = cli_copy_obs(w, j.f, j.rows, j.n, comm, err);
   if (rc == CLUE_OK) rc = h5ad_writer_var(w, j.feat_names, err);
   if (rc == CLUE_OK) rc = predict_rows(a, &j, w, comm, err);
-  char note[CLUE_PATH_MAX + 512];
+  char note[CLUE_PATH_MAX + 1024];
   describe(a, &j, note, sizeof note);
   if (rc == CLUE_OK) rc = h5ad_writer_uns_string(w, "clue_predict", note, err);
   rc = cli_writer_finish(w, "predict", argc, argv, rc, err);
@@ -589,7 +643,7 @@ static int run(const predict_args *a, int argc, char **argv, const clue_comm *co
 }
 
 int cli_predict(int argc, char **argv, const clue_comm *comm) {
-  predict_args a = {.chunk = 1024};
+  predict_args a = {.chunk = 1024, .neighbours = 15};
   int st = parse_args(argc, argv, &a, comm);
   if (st >= 0) return st;
   clue_err err;

@@ -33,13 +33,8 @@ static int buf_alloc(const clue_model *m, int from, int to, calib_buf *b, clue_e
   return b->x && b->z && b->emb && b->prof && b->y && b->batch ? CLUE_OK : CLUE_ENOMEM;
 }
 
-/* Is global cell c one of the cells a fit uses: all of them, or a draw of
- * about `keep` of the `total` bridge cells that depends on the seed and c only. */
-static bool drawn(uint64_t seed, int64_t c, int64_t total, int64_t keep) {
-  if (total <= keep) return true;
-  uint64_t h = clue_mix64(seed ^ clue_mix64((uint64_t)c + 0x63616c6962ULL));
-  return (double)(h >> 11) * 0x1.0p-53 < (double)keep / (double)total;
-}
+/* Salt of the keyed draw of the cells a fit uses (clue_keyed_draw). */
+#define CALIB_SALT 0x63616c6962ULL
 
 /* Is local cell c (its rows `row` in the modalities) a bridge cell of the
  * pair: measured in both, and a validation cell of `val` when given. */
@@ -89,7 +84,7 @@ static int local_sums(const clue_ckpt *ck, const clue_dataset *d, const clue_inp
   for (int64_t c = d->local_begin; rc == CLUE_OK && c <= d->local_end; c++) {
     if (c < d->local_end) {
       const int64_t *row = d->local_row + (c - d->local_begin) * d->n_mod;
-      if (!bridge(row, from, to, val, c) || !drawn(seed, c, total, keep)) continue;
+      if (!bridge(row, from, to, val, c) || !clue_keyed_draw(seed, CALIB_SALT, c, total, keep)) continue;
       for (int64_t r = 0; r < R; r++) b.x[n * R + r] = in->enc[from][row[from] * R + r];
       b.batch[n] = d->local_batch[c - d->local_begin];
       rows[n++] = row[to];

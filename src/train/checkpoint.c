@@ -411,6 +411,33 @@ static int put_calibs(hid_t f, const clue_ckpt *c) {
   return rc;
 }
 
+/* /refcells: attributes n, dim; names, present (n × K); <mod>/emb (n × dim),
+ * <mod>/indptr, indices, data (the targets, n × F). */
+static int put_refcells(hid_t f, const clue_ckpt *c) {
+  const clue_refcells *r = c->refcells;
+  if (!r) return 0;
+  hid_t g = make_group(f, "refcells");
+  if (g < 0) return -1;
+  int rc = put_attr_i64(g, "n", r->n) | put_attr_i64(g, "dim", r->dim) |
+           put_strings(g, "names", r->names) |
+           put_array(g, "present", H5T_NATIVE_UINT8, r->present, r->n * r->n_mod, 1);
+  for (int k = 0; k < r->n_mod && !rc; k++) {
+    hid_t m = make_group(g, c->model->spec.names[k]);
+    const clue_csr *t = r->target[k];
+    int64_t nnz = clue_csr_nnz(t);
+    rc = m < 0 ? -1
+               : put_array(m, "emb", H5T_NATIVE_FLOAT, r->emb[k], r->n * r->dim, sizeof(float)) |
+                     put_array(m, "indptr", H5T_NATIVE_INT64, t->indptr, r->n + 1,
+                               sizeof(int64_t)) |
+                     put_array(m, "indices", H5T_NATIVE_INT32, t->indices, nnz,
+                               sizeof(int32_t)) |
+                     put_array(m, "data", H5T_NATIVE_FLOAT, t->data, nnz, sizeof(float));
+    if (m >= 0) H5Gclose(m);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
 static int write_all(hid_t f, const clue_ckpt *c) {
   int rc = put_attr_i64(f, "format_version", CLUE_CKPT_FORMAT_VERSION);
   if (!rc) rc = put_string(f, "config", c->config_yaml ? c->config_yaml : "");
@@ -449,6 +476,7 @@ static int write_all(hid_t f, const clue_ckpt *c) {
     if (g2 >= 0) H5Gclose(g2);
   }
   if (!rc) rc = put_calibs(f, c);
+  if (!rc) rc = put_refcells(f, c);
   if (!rc && c->has_optim) {
     hid_t o = make_group(f, "optim");
     rc = o < 0 ? -1
@@ -629,11 +657,12 @@ static int get_calib(hid_t g, const char *from, const char *to, int64_t n, clue_
   if (t < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open the group", where);
   clue_calib *k = clue_calib_new(n, err);
   int rc = k ? CLUE_OK : CLUE_ENOMEM;
-  int64_t validation = 0;
+  int64_t validation = 0; /* absent: fitted on all cells (the first checkpoints with calib) */
   if (!rc && (get_attr_i64(t, "cells", &k->n_cells) < 0 ||
-              get_attr_f64(t, "library", &k->library) < 0 ||
-              get_attr_i64(t, "validation", &validation) < 0))
-    rc = clue_fail(err, CLUE_EFORMAT, "%s: no cells, library or validation attribute", where);
+              get_attr_f64(t, "library", &k->library) < 0))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: no cells or library attribute", where);
+  if (!rc && H5Aexists(t, "validation") > 0 && get_attr_i64(t, "validation", &validation) < 0)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: unreadable validation attribute", where);
   if (!rc) k->validation = validation != 0;
   const char *names[4] = {"a", "b", "lo", "hi"};
   for (int i = 0; i < 4 && !rc; i++)
@@ -662,6 +691,71 @@ static int get_calibs(hid_t f, clue_ckpt *c, const char *path, clue_err *err) {
   }
   if (g >= 0) H5Gclose(g);
   return rc;
+}
+
+/* One modality's part of /refcells into r (its n, n_mod and dim set). */
+static int get_refcells_mod(hid_t g, const clue_model_spec *s, int k, clue_refcells *r,
+                            const char *path, clue_err *err) {
+  char where[CLUE_PATH_MAX + CLUE_NAME_MAX + 16];
+  snprintf(where, sizeof where, "%s: refcells/%s", path, s->names[k]);
+  hid_t m = H5Gopen2(g, s->names[k], H5P_DEFAULT);
+  if (m < 0) return clue_fail(err, CLUE_EFORMAT, "%s: the group is missing", where);
+  int64_t nnz = -1;
+  hid_t ds = H5Lexists(m, "indices", H5P_DEFAULT) > 0 ? H5Dopen2(m, "indices", H5P_DEFAULT) : -1;
+  if (ds >= 0) {
+    hid_t sp = H5Dget_space(ds);
+    nnz = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp), H5Dclose(ds);
+  }
+  int rc = nnz < 0 ? clue_fail(err, CLUE_EFORMAT, "%s: dataset indices is missing", where)
+                   : CLUE_OK;
+  if (!rc && (!(r->emb[k] = clue_malloc((size_t)(r->n * r->dim + 1) * sizeof(float), err)) ||
+              !(r->target[k] = clue_csr_new(r->n, s->n_feat[k], nnz, err))))
+    rc = CLUE_ENOMEM;
+  if (!rc) rc = get_array(m, "emb", H5T_NATIVE_FLOAT, r->emb[k], r->n * r->dim, sizeof(float),
+                          where, err);
+  if (!rc) rc = get_array(m, "indptr", H5T_NATIVE_INT64, r->target[k]->indptr, r->n + 1,
+                          sizeof(int64_t), where, err);
+  if (!rc) rc = get_array(m, "indices", H5T_NATIVE_INT32, r->target[k]->indices, nnz,
+                          sizeof(int32_t), where, err);
+  if (!rc) rc = get_array(m, "data", H5T_NATIVE_FLOAT, r->target[k]->data, nnz, sizeof(float),
+                          where, err);
+  if (!rc && (r->target[k]->indptr[r->n] != nnz ||
+              clue_csr_validate(r->target[k], where, err)))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: the targets are not a valid sparse matrix", where);
+  H5Gclose(m);
+  return rc;
+}
+
+static int get_refcells(hid_t f, clue_ckpt *c, const char *path, clue_err *err) {
+  if (H5Lexists(f, "refcells", H5P_DEFAULT) <= 0) return CLUE_OK;
+  const clue_model_spec *s = &c->model->spec;
+  hid_t g = H5Gopen2(f, "refcells", H5P_DEFAULT);
+  if (g < 0) return clue_fail(err, CLUE_EFORMAT, "%s: cannot open group refcells", path);
+  clue_refcells *r = clue_calloc(1, sizeof *r, err);
+  int rc = r ? CLUE_OK : CLUE_ENOMEM;
+  int64_t dim = -1;
+  if (!rc && (get_attr_i64(g, "n", &r->n) < 0 || get_attr_i64(g, "dim", &dim) < 0 || r->n < 0 ||
+              dim != (int64_t)s->n_mod * s->latent_dim))
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: refcells: bad n or dim attribute", path);
+  if (!rc) {
+    r->n_mod = s->n_mod, r->dim = (int)dim;
+    rc = get_strings(g, "names", &r->names, path, err);
+  }
+  if (!rc && r->names->n != r->n)
+    rc = clue_fail(err, CLUE_EFORMAT, "%s: refcells: %lld names for %lld cells", path,
+                   (long long)r->names->n, (long long)r->n);
+  if (!rc && !(r->present = clue_malloc((size_t)(r->n * r->n_mod + 1), err))) rc = CLUE_ENOMEM;
+  if (!rc) rc = get_array(g, "present", H5T_NATIVE_UINT8, r->present, r->n * r->n_mod, 1,
+                          path, err);
+  for (int k = 0; k < s->n_mod && !rc; k++) rc = get_refcells_mod(g, s, k, r, path, err);
+  H5Gclose(g);
+  if (rc) {
+    clue_refcells_free(r);
+    return rc;
+  }
+  c->refcells = r;
+  return CLUE_OK;
 }
 
 static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
@@ -717,6 +811,7 @@ static int read_all(hid_t f, const char *path, clue_ckpt *c, clue_err *err) {
   }
   if (H5Lexists(f, "pseudo", H5P_DEFAULT) > 0 && (rc = get_pseudo(f, c, path, err))) return rc;
   if ((rc = get_calibs(f, c, path, err))) return rc;
+  if ((rc = get_refcells(f, c, path, err))) return rc;
   if (H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
     c->has_optim = true;
     hid_t o = H5Gopen2(f, "optim", H5P_DEFAULT);
@@ -757,6 +852,7 @@ void clue_ckpt_release(clue_ckpt *c) {
   free(c->pseudo);
   for (int i = 0; i < CLUE_K; i++)
     for (int j = 0; j < CLUE_K; j++) clue_calib_free(c->calib[i][j]);
+  clue_refcells_free(c->refcells);
   clue_model_free(c->model);
   memset(c, 0, sizeof *c);
 }

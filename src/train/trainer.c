@@ -767,22 +767,31 @@ static void restore_best(trainer *t) {
   clue_comm_barrier(t->comm);
 }
 
-/* Collective. The calibration of the predictions between modalities (calib.h)
- * on the run's cells measured in both, for `clue predict`. */
-static int calibrate(trainer *t, clue_err *err) {
-  if (t->cfg->calibration == CLUE_CALIB_OFF) return CLUE_OK;
+/* Collective. What `clue predict` needs besides the weights: the calibration
+ * of the predictions between modalities (calib.h) and the reference cells
+ * (refcells.h), from the run's cells measured in two or more modalities. */
+static int prediction_aids(trainer *t, clue_err *err) {
   double t0 = now_seconds();
-  const clue_plan *val = t->cfg->calibration == CLUE_CALIB_VALIDATION ? t->plan : NULL;
-  int rc = clue_train_calibrate(&t->ck, t->d, &t->in, val, t->cfg->seed, CLUE_CALIB_CELLS,
-                                t->comm, err);
+  int rc = CLUE_OK;
+  if (t->cfg->calibration != CLUE_CALIB_OFF) {
+    const clue_plan *val = t->cfg->calibration == CLUE_CALIB_VALIDATION ? t->plan : NULL;
+    rc = clue_train_calibrate(&t->ck, t->d, &t->in, val, t->cfg->seed, CLUE_CALIB_CELLS,
+                              t->comm, err);
+  }
+  if (rc == CLUE_OK)
+    rc = clue_train_refcells(&t->ck, t->d, &t->in, t->cfg->seed, CLUE_REFCELLS_MAX, t->comm, err);
   const clue_calib *most = NULL;
   for (int i = 0; i < t->d->n_mod; i++)
     for (int j = 0; j < t->d->n_mod; j++)
       if (t->ck.calib[i][j] && (!most || t->ck.calib[i][j]->n_cells > most->n_cells))
         most = t->ck.calib[i][j];
   if (rc == CLUE_OK && most)
-    say(t, "predictions calibrated on %lld %scells measured in both modalities (%.1f s)\n",
-        (long long)most->n_cells, most->validation ? "validation " : "", now_seconds() - t0);
+    say(t, "predictions calibrated on %lld %scells measured in both modalities",
+        (long long)most->n_cells, most->validation ? "validation " : "");
+  if (rc == CLUE_OK && t->ck.refcells)
+    say(t, "%s%lld reference cells kept for clue predict", most ? "; " : "",
+        (long long)t->ck.refcells->n);
+  if (rc == CLUE_OK && (most || t->ck.refcells)) say(t, " (%.1f s)\n", now_seconds() - t0);
   return rc;
 }
 
@@ -909,7 +918,7 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
   }
   if (rc == CLUE_OK) {
     if (t.ck.has_best) restore_best(&t);
-    rc = calibrate(&t, err);
+    rc = prediction_aids(&t, err);
     if (rc == CLUE_OK) rc = save_checkpoint(&t, err);
     if (rc == CLUE_OK)
       say(&t, "done: %lld epochs, %lld steps, %.1f s; %s weights of epoch %lld in %s\n",

@@ -5,6 +5,12 @@
 
 #define GOLDEN 0x9e3779b97f4a7c15ULL
 
+bool clue_keyed_draw(uint64_t seed, uint64_t salt, int64_t c, int64_t total, int64_t keep) {
+  if (total <= keep) return true;
+  uint64_t h = clue_mix64(clue_mix64(seed ^ clue_mix64(salt)) ^ (uint64_t)c);
+  return (double)(h >> 11) * 0x1.0p-53 < (double)keep / (double)total;
+}
+
 uint64_t clue_mix64(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;

@@ -1,0 +1,232 @@
+/* refcells_build.c — at the end of `clue train`: the reference cells of the
+ * checkpoint (refcells.h), gathered in global cell order on rank 0. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clue/refcells.h"
+#include "clue/rng.h"
+#include "clue/train.h"
+
+/* Salt of the keyed draw of the reference cells (clue_keyed_draw). */
+#define REFCELLS_SALT 0x72656663656c6cULL
+
+/* Modalities local cell c was measured in. */
+static int measured_in(const clue_dataset *d, int64_t c) {
+  int n = 0;
+  for (int k = 0; k < d->n_mod; k++) n += d->local_row[(c - d->local_begin) * d->n_mod + k] >= 0;
+  return n;
+}
+
+/* A byte buffer filled front to back (its size known beforehand). */
+typedef struct packer {
+  char *p;
+} packer;
+
+static void put(packer *b, const void *x, size_t n) {
+  if (n) memcpy(b->p, x, n);
+  b->p += n;
+}
+
+static void take(const char **p, void *x, size_t n) {
+  if (n) memcpy(x, *p, n);
+  *p += n;
+}
+
+/* This rank's drawn cells (their local indices `cells`) packed for rank 0:
+ * n; each name (length, bytes); presence (n × K); per modality the unit-norm
+ * embeddings (n × dim) and the target rows (nnz per row, indices, data). */
+static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
+                const int64_t *cells, int64_t n, char **out, int64_t *bytes, clue_err *err) {
+  const clue_model *m = ck->model;
+  int K = d->n_mod, dim = m->spec.n_mod * m->spec.latent_dim;
+  int64_t size = (int64_t)sizeof(int64_t) + n * K;
+  for (int64_t i = 0; i < n; i++)
+    size += (int64_t)sizeof(int64_t) + (int64_t)strlen(d->local_names->s[cells[i] - d->local_begin]);
+  for (int k = 0; k < K; k++) {
+    size += n * dim * (int64_t)sizeof(float) + n * (int64_t)sizeof(int64_t);
+    for (int64_t i = 0; i < n; i++) {
+      int64_t r = d->local_row[(cells[i] - d->local_begin) * K + k];
+      if (r >= 0) size += (in->target[k]->indptr[r + 1] - in->target[k]->indptr[r]) * 8;
+    }
+  }
+  int R_max = 1;
+  for (int k = 0; k < K; k++) R_max = m->spec.enc_in[k] > R_max ? m->spec.enc_in[k] : R_max;
+  char *buf = clue_malloc((size_t)size + 1, err);
+  float *emb = clue_malloc((size_t)(n * dim + 1) * sizeof *emb, err);
+  real *x = clue_malloc((size_t)(n * R_max + 1) * sizeof *x, err);
+  float *row = clue_malloc((size_t)(dim + 1) * sizeof *row, err);
+  clue_work *w = NULL;
+  int rc = buf && emb && x && row ? clue_work_new(m, 256, &w, err) : CLUE_ENOMEM;
+  packer b = {buf};
+  if (rc == CLUE_OK) put(&b, &n, sizeof n);
+  for (int64_t i = 0; rc == CLUE_OK && i < n; i++) {
+    const char *s = d->local_names->s[cells[i] - d->local_begin];
+    int64_t len = (int64_t)strlen(s);
+    put(&b, &len, sizeof len);
+    put(&b, s, (size_t)len);
+  }
+  for (int64_t i = 0; rc == CLUE_OK && i < n; i++)
+    for (int k = 0; k < K; k++) {
+      uint8_t has = d->local_row[(cells[i] - d->local_begin) * K + k] >= 0;
+      put(&b, &has, 1);
+    }
+  for (int k = 0; rc == CLUE_OK && k < K; k++) {
+    int R = m->spec.enc_in[k];
+    int64_t nk = 0;
+    for (int64_t i = 0; i < n; i++) { /* the rows measured in k, together */
+      int64_t r = d->local_row[(cells[i] - d->local_begin) * K + k];
+      if (r >= 0) memcpy(x + nk++ * R, in->enc[k] + r * R, (size_t)R * sizeof *x);
+    }
+    rc = clue_model_embed(m, w, k, x, nk, emb, err);
+    for (int64_t i = 0, j = 0; rc == CLUE_OK && i < n; i++) {
+      memset(row, 0, (size_t)dim * sizeof *row);
+      if (d->local_row[(cells[i] - d->local_begin) * K + k] >= 0) {
+        const float *e = emb + j++ * dim;
+        double ss = 0;
+        for (int c = 0; c < dim; c++) ss += (double)e[c] * e[c];
+        for (int c = 0; c < dim; c++) row[c] = ss > 0 ? (float)(e[c] / sqrt(ss)) : 0;
+      }
+      put(&b, row, (size_t)dim * sizeof *row);
+    }
+    const clue_csr *t = in->target[k];
+    for (int64_t i = 0; i < n; i++) {
+      int64_t r = d->local_row[(cells[i] - d->local_begin) * K + k];
+      int64_t nnz = r >= 0 ? t->indptr[r + 1] - t->indptr[r] : 0;
+      put(&b, &nnz, sizeof nnz);
+    }
+    for (int64_t i = 0; i < n; i++) {
+      int64_t r = d->local_row[(cells[i] - d->local_begin) * K + k];
+      if (r < 0) continue;
+      int64_t o = t->indptr[r], nnz = t->indptr[r + 1] - o;
+      put(&b, t->indices + o, (size_t)nnz * sizeof *t->indices);
+      put(&b, t->data + o, (size_t)nnz * sizeof *t->data);
+    }
+  }
+  clue_work_free(w);
+  free(emb), free(x), free(row);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *out = buf, *bytes = size;
+  return CLUE_OK;
+}
+
+/* Rank 0: every rank's packed cells (in rank order, so in global cell order)
+ * into a new clue_refcells. */
+static int unpack(const clue_ckpt *ck, const char *data, const int64_t *bytes, int P,
+                  clue_refcells **out, clue_err *err) {
+  const clue_model_spec *s = &ck->model->spec;
+  int K = s->n_mod, dim = s->n_mod * s->latent_dim;
+  int64_t n = 0, nnz[CLUE_MAX_MOD] = {0};
+  const char *p = data;
+  for (int r = 0; r < P; p += bytes[r++]) { /* totals: cells, and values per modality */
+    const char *q = p;
+    int64_t nr, len;
+    take(&q, &nr, sizeof nr);
+    for (int64_t i = 0; i < nr; i++) take(&q, &len, sizeof len), q += len;
+    q += nr * K;
+    for (int k = 0; k < K; k++) {
+      q += nr * dim * (int64_t)sizeof(float);
+      int64_t row_nnz, sum = 0;
+      for (int64_t i = 0; i < nr; i++) take(&q, &row_nnz, sizeof row_nnz), sum += row_nnz;
+      nnz[k] += sum;
+      q += sum * 8;
+    }
+    n += nr;
+  }
+  clue_refcells *ref = clue_calloc(1, sizeof *ref, err);
+  if (!ref) return CLUE_ENOMEM;
+  ref->n_mod = K, ref->n = n, ref->dim = dim;
+  int rc = (ref->names = clue_strings_new(n, err)) ? CLUE_OK : CLUE_ENOMEM;
+  if (!rc && !(ref->present = clue_malloc((size_t)(n * K + 1), err))) rc = CLUE_ENOMEM;
+  for (int k = 0; !rc && k < K; k++) {
+    ref->emb[k] = clue_malloc((size_t)(n * dim + 1) * sizeof(float), err);
+    ref->target[k] = clue_csr_new(n, s->n_feat[k], nnz[k], err);
+    if (!ref->emb[k] || !ref->target[k]) rc = CLUE_ENOMEM;
+  }
+  char **names = rc ? NULL : clue_calloc((size_t)n + 1, sizeof *names, err);
+  if (!rc && !names) rc = CLUE_ENOMEM;
+  int64_t c0 = 0;
+  p = data;
+  for (int r = 0; !rc && r < P; p += bytes[r++]) {
+    const char *q = p;
+    int64_t nr, len;
+    take(&q, &nr, sizeof nr);
+    for (int64_t i = 0; i < nr; i++) {
+      take(&q, &len, sizeof len);
+      names[c0 + i] = clue_malloc((size_t)len + 1, err);
+      if (!names[c0 + i]) { rc = CLUE_ENOMEM; break; }
+      take(&q, names[c0 + i], (size_t)len);
+      names[c0 + i][len] = 0;
+    }
+    if (rc) break;
+    take(&q, ref->present + c0 * K, (size_t)(nr * K));
+    for (int k = 0; k < K; k++) {
+      clue_csr *t = ref->target[k];
+      take(&q, ref->emb[k] + c0 * dim, (size_t)(nr * dim) * sizeof(float));
+      for (int64_t i = 0; i < nr; i++) {
+        int64_t row_nnz;
+        take(&q, &row_nnz, sizeof row_nnz);
+        t->indptr[c0 + i + 1] = t->indptr[c0 + i] + row_nnz;
+      }
+      for (int64_t i = 0; i < nr; i++) {
+        int64_t b = t->indptr[c0 + i], e = t->indptr[c0 + i + 1];
+        take(&q, t->indices + b, (size_t)(e - b) * sizeof *t->indices);
+        take(&q, t->data + b, (size_t)(e - b) * sizeof *t->data);
+      }
+    }
+    c0 += nr;
+  }
+  if (!rc) {
+    clue_strings *copy = clue_strings_from((const char *const *)names, n, err);
+    clue_strings_free(ref->names);
+    ref->names = copy;
+    if (!copy) rc = CLUE_ENOMEM;
+  }
+  for (int64_t i = 0; names && i < n; i++) free(names[i]);
+  free(names);
+  if (rc) {
+    clue_refcells_free(ref);
+    return rc;
+  }
+  *out = ref;
+  return CLUE_OK;
+}
+
+int clue_train_refcells(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
+                        uint64_t seed, int64_t max_cells, const clue_comm *comm,
+                        clue_err *err) {
+  clue_refcells_free(ck->refcells);
+  ck->refcells = NULL;
+  int64_t total = 0, n = 0;
+  for (int64_t c = d->local_begin; c < d->local_end; c++) total += measured_in(d, c) >= 2;
+  clue_comm_sum_int64(comm, &total, 1);
+  if (total == 0) return CLUE_OK;
+  int64_t *cells = clue_malloc((size_t)(d->local_end - d->local_begin + 1) * sizeof *cells, err);
+  int rc = cells ? CLUE_OK : CLUE_ENOMEM;
+  for (int64_t c = d->local_begin; rc == CLUE_OK && c < d->local_end; c++)
+    if (measured_in(d, c) >= 2 && clue_keyed_draw(seed, REFCELLS_SALT, c, total, max_cells))
+      cells[n++] = c;
+  char *mine = NULL;
+  int64_t bytes = 0;
+  if (rc == CLUE_OK) rc = pack(ck, d, in, cells, n, &mine, &bytes, err);
+  free(cells);
+  rc = clue_comm_agree(comm, rc, err);
+  int P = comm->size;
+  char **send = clue_calloc((size_t)P, sizeof *send, err);
+  int64_t *send_bytes = clue_calloc((size_t)P, sizeof *send_bytes, err);
+  int64_t *recv_bytes = clue_calloc((size_t)P, sizeof *recv_bytes, err);
+  if (rc == CLUE_OK && (!send || !send_bytes || !recv_bytes)) rc = CLUE_ENOMEM;
+  rc = clue_comm_agree(comm, rc, err);
+  void *recv = NULL;
+  if (rc == CLUE_OK) {
+    send[0] = mine, send_bytes[0] = bytes;
+    rc = clue_comm_exchange(comm, send, send_bytes, &recv, recv_bytes, err);
+  }
+  if (rc == CLUE_OK && comm->rank == 0) rc = unpack(ck, recv, recv_bytes, P, &ck->refcells, err);
+  rc = clue_comm_agree(comm, rc, err);
+  free(recv), free(mine), free(send), free(send_bytes), free(recv_bytes);
+  return rc;
+}
