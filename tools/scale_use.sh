@@ -2,7 +2,9 @@
 # tools/scale_use.sh — what using a model costs at atlas scale (not part of CI):
 #   1. clue predict: the RNA profiles (2,000 genes) of CELLS simulated ATAC cells
 #      (20,000 peaks), with the model of CHECKPOINT (an RNA 2,000 + ATAC 20,000
-#      model, e.g. tools/atlas.sh's: runs/atlas/train/checkpoint.h5);
+#      model, e.g. tools/atlas.sh's: runs/atlas/train/checkpoint.h5): expected
+#      counts per 10,000, then --log1p (calibrated, averaged with the nearest
+#      reference cells when the checkpoint has them);
 #   2. clue transfer: CELLS query × CELLS reference cells of DIM-dimensional
 #      embeddings (30 clustered labels), k = 15.
 # Prints wall times and the peak memory of every rank.
@@ -40,6 +42,10 @@ echo "scale of use: $cells cells, $np ranks, in $out"
 timed predict "$bin" predict --checkpoint "$ckpt" --from atac --to rna \
   --cells "$out/sim/atac.h5ad" --out "$out/pred_rna.h5ad"
 sed 's/^/  /' "$out/predict.txt"
+rm -f "$out/pred_rna.h5ad"
+timed predict_log1p "$bin" predict --checkpoint "$ckpt" --from atac --to rna \
+  --cells "$out/sim/atac.h5ad" --out "$out/pred_rna.h5ad" --log1p
+sed 's/^/  /' "$out/predict_log1p.txt"
 rm -f "$out/pred_rna.h5ad"
 /usr/bin/python3 - "$out" "$cells" "$dim" <<'PY'
 import sys, numpy as np, pandas as pd, anndata as ad

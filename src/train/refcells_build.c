@@ -34,7 +34,7 @@ static void take(const char **p, void *x, size_t n) {
 }
 
 /* This rank's drawn cells (their local indices `cells`) packed for rank 0:
- * n; each name (length, bytes); presence (n × K); per modality the unit-norm
+ * n; each name (length, bytes with the NUL); presence (n × K); per modality the unit-norm
  * embeddings (n × dim) and the target rows (nnz per row, indices, data). */
 static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
                 const int64_t *cells, int64_t n, char **out, int64_t *bytes, clue_err *err) {
@@ -42,7 +42,7 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
   int K = d->n_mod, dim = m->spec.n_mod * m->spec.latent_dim;
   int64_t size = (int64_t)sizeof(int64_t) + n * K;
   for (int64_t i = 0; i < n; i++)
-    size += (int64_t)sizeof(int64_t) + (int64_t)strlen(d->local_names->s[cells[i] - d->local_begin]);
+    size += (int64_t)sizeof(int64_t) + (int64_t)strlen(d->local_names->s[cells[i] - d->local_begin]) + 1;
   for (int k = 0; k < K; k++) {
     size += n * dim * (int64_t)sizeof(float) + n * (int64_t)sizeof(int64_t);
     for (int64_t i = 0; i < n; i++) {
@@ -62,7 +62,7 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
   if (rc == CLUE_OK) put(&b, &n, sizeof n);
   for (int64_t i = 0; rc == CLUE_OK && i < n; i++) {
     const char *s = d->local_names->s[cells[i] - d->local_begin];
-    int64_t len = (int64_t)strlen(s);
+    int64_t len = (int64_t)strlen(s) + 1; /* with its NUL */
     put(&b, &len, sizeof len);
     put(&b, s, (size_t)len);
   }
@@ -113,79 +113,69 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
   return CLUE_OK;
 }
 
-/* Rank 0: every rank's packed cells (in rank order, so in global cell order)
+/* Cells and stored values per modality in one rank's packed block at p. */
+static void block_totals(const char *p, int K, int dim, int64_t *n, int64_t *nnz) {
+  int64_t nr, len;
+  take(&p, &nr, sizeof nr);
+  for (int64_t i = 0; i < nr; i++) take(&p, &len, sizeof len), p += len;
+  p += nr * K;
+  for (int k = 0; k < K; k++) {
+    p += nr * dim * (int64_t)sizeof(float);
+    int64_t row_nnz, sum = 0;
+    for (int64_t i = 0; i < nr; i++) take(&p, &row_nnz, sizeof row_nnz), sum += row_nnz;
+    nnz[k] += sum;
+    p += sum * 8;
+  }
+  *n += nr;
+}
+
+/* One rank's packed block at p into ref from cell c0 on; names[c0…] point
+ * into the block (each name is packed with its NUL). Returns the cells read. */
+static int64_t block_read(const char *p, clue_refcells *ref, int64_t c0, const char **names) {
+  int K = ref->n_mod, dim = ref->dim;
+  int64_t nr, len;
+  take(&p, &nr, sizeof nr);
+  for (int64_t i = 0; i < nr; i++) take(&p, &len, sizeof len), names[c0 + i] = p, p += len;
+  take(&p, ref->present + c0 * K, (size_t)(nr * K));
+  for (int k = 0; k < K; k++) {
+    clue_csr *t = ref->target[k];
+    take(&p, ref->emb[k] + c0 * dim, (size_t)(nr * dim) * sizeof(float));
+    for (int64_t i = 0; i < nr; i++) {
+      int64_t row_nnz;
+      take(&p, &row_nnz, sizeof row_nnz);
+      t->indptr[c0 + i + 1] = t->indptr[c0 + i] + row_nnz;
+    }
+    for (int64_t i = 0; i < nr; i++) {
+      int64_t b = t->indptr[c0 + i], e = t->indptr[c0 + i + 1];
+      take(&p, t->indices + b, (size_t)(e - b) * sizeof *t->indices);
+      take(&p, t->data + b, (size_t)(e - b) * sizeof *t->data);
+    }
+  }
+  return nr;
+}
+
+/* Rank 0: every rank's packed block (in rank order, so in global cell order)
  * into a new clue_refcells. */
 static int unpack(const clue_ckpt *ck, const char *data, const int64_t *bytes, int P,
                   clue_refcells **out, clue_err *err) {
   const clue_model_spec *s = &ck->model->spec;
   int K = s->n_mod, dim = s->n_mod * s->latent_dim;
-  int64_t n = 0, nnz[CLUE_MAX_MOD] = {0};
-  const char *p = data;
-  for (int r = 0; r < P; p += bytes[r++]) { /* totals: cells, and values per modality */
-    const char *q = p;
-    int64_t nr, len;
-    take(&q, &nr, sizeof nr);
-    for (int64_t i = 0; i < nr; i++) take(&q, &len, sizeof len), q += len;
-    q += nr * K;
-    for (int k = 0; k < K; k++) {
-      q += nr * dim * (int64_t)sizeof(float);
-      int64_t row_nnz, sum = 0;
-      for (int64_t i = 0; i < nr; i++) take(&q, &row_nnz, sizeof row_nnz), sum += row_nnz;
-      nnz[k] += sum;
-      q += sum * 8;
-    }
-    n += nr;
-  }
+  int64_t n = 0, nnz[CLUE_MAX_MOD] = {0}, at = 0;
+  for (int r = 0; r < P; at += bytes[r++]) block_totals(data + at, K, dim, &n, nnz);
   clue_refcells *ref = clue_calloc(1, sizeof *ref, err);
-  if (!ref) return CLUE_ENOMEM;
-  ref->n_mod = K, ref->n = n, ref->dim = dim;
-  int rc = (ref->names = clue_strings_new(n, err)) ? CLUE_OK : CLUE_ENOMEM;
+  const char **names = clue_calloc((size_t)n + 1, sizeof *names, err);
+  int rc = ref && names ? CLUE_OK : CLUE_ENOMEM;
+  if (!rc) ref->n_mod = K, ref->n = n, ref->dim = dim;
   if (!rc && !(ref->present = clue_malloc((size_t)(n * K + 1), err))) rc = CLUE_ENOMEM;
   for (int k = 0; !rc && k < K; k++) {
     ref->emb[k] = clue_malloc((size_t)(n * dim + 1) * sizeof(float), err);
     ref->target[k] = clue_csr_new(n, s->n_feat[k], nnz[k], err);
     if (!ref->emb[k] || !ref->target[k]) rc = CLUE_ENOMEM;
   }
-  char **names = rc ? NULL : clue_calloc((size_t)n + 1, sizeof *names, err);
-  if (!rc && !names) rc = CLUE_ENOMEM;
-  int64_t c0 = 0;
-  p = data;
-  for (int r = 0; !rc && r < P; p += bytes[r++]) {
-    const char *q = p;
-    int64_t nr, len;
-    take(&q, &nr, sizeof nr);
-    for (int64_t i = 0; i < nr; i++) {
-      take(&q, &len, sizeof len);
-      names[c0 + i] = clue_malloc((size_t)len + 1, err);
-      if (!names[c0 + i]) { rc = CLUE_ENOMEM; break; }
-      take(&q, names[c0 + i], (size_t)len);
-      names[c0 + i][len] = 0;
-    }
-    if (rc) break;
-    take(&q, ref->present + c0 * K, (size_t)(nr * K));
-    for (int k = 0; k < K; k++) {
-      clue_csr *t = ref->target[k];
-      take(&q, ref->emb[k] + c0 * dim, (size_t)(nr * dim) * sizeof(float));
-      for (int64_t i = 0; i < nr; i++) {
-        int64_t row_nnz;
-        take(&q, &row_nnz, sizeof row_nnz);
-        t->indptr[c0 + i + 1] = t->indptr[c0 + i] + row_nnz;
-      }
-      for (int64_t i = 0; i < nr; i++) {
-        int64_t b = t->indptr[c0 + i], e = t->indptr[c0 + i + 1];
-        take(&q, t->indices + b, (size_t)(e - b) * sizeof *t->indices);
-        take(&q, t->data + b, (size_t)(e - b) * sizeof *t->data);
-      }
-    }
-    c0 += nr;
-  }
-  if (!rc) {
-    clue_strings *copy = clue_strings_from((const char *const *)names, n, err);
-    clue_strings_free(ref->names);
-    ref->names = copy;
-    if (!copy) rc = CLUE_ENOMEM;
-  }
-  for (int64_t i = 0; names && i < n; i++) free(names[i]);
+  at = 0;
+  for (int64_t r = 0, c0 = 0; !rc && r < P; at += bytes[r++])
+    c0 += block_read(data + at, ref, c0, names);
+  if (!rc && !(ref->names = clue_strings_from(names, n, err))) rc = CLUE_ENOMEM;
   free(names);
   if (rc) {
     clue_refcells_free(ref);
