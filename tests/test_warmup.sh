@@ -3,7 +3,8 @@
 # is train.lr · (s + 1) / N, then train.lr: log.jsonl's rate of each epoch (its
 # last step's) follows the ramp; without warm-up the rate is train.lr from the
 # first step; the first epochs' losses differ from a run without warm-up and a
-# warm-up of 1 step is no warm-up (identical losses).
+# warm-up of 1 step is no warm-up (identical losses). A global batch above 512
+# (the largest measured to keep quality) gets one warning line; 512 none.
 set -u
 : "${CLUE_BIN:?}"
 PY=/usr/bin/python3
@@ -40,4 +41,11 @@ assert [e["train"] for e in log(0)] == [e["train"] for e in log(1)], "warm-up of
 assert log(0)[0]["train"] != log(12)[0]["train"], "warm-up changes nothing"
 print("ok")
 PY
-echo "ok: train.lr_warmup ramps the rate linearly over its steps"
+for b in 512 1024; do
+  "$CLUE_BIN" train --config c.yaml --set train.batch_size=$b --set train.max_epochs=1 \
+    --set output.dir=batch$b --quiet 2> batch$b.err || { cat batch$b.err; fail "batch $b"; }
+done
+[ ! -s batch512.err ] || fail "a warning at batch 512: $(cat batch512.err)"
+[ "$(grep -c 'warning: train.batch_size 1024 is above 512' batch1024.err)" -eq 1 ] ||
+  fail "no single warning at batch 1024: $(cat batch1024.err)"
+echo "ok: train.lr_warmup ramps the rate linearly over its steps; batches above 512 are warned of"

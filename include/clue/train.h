@@ -89,6 +89,11 @@ int clue_inputs_build(clue_prep *const *prep, const clue_dataset *d, clue_inputs
                       clue_err *err);
 void clue_inputs_release(clue_inputs *in);
 
+/* The largest global batch (train.batch_size) measured to keep the quality of
+ * B = 128 within 0.01 FOSCTTM with the learning rate kept (docs/scaling.md);
+ * clue train warns above it. */
+#define CLUE_BATCH_SAFE 512
+
 /* Bridge cells a calibration is fitted on at the most (clue_train_calibrate). */
 #define CLUE_CALIB_CELLS 10000
 

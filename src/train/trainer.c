@@ -910,6 +910,11 @@ int clue_train_run(const clue_config *cfg, const clue_train_opts *opts,
                 layout,
                 (long long)clue_plan_steps_per_epoch(t.plan), (long long)last_epoch(&t),
                 (long long)t.sch.align_burnin, (long long)t.sch.patience);
+    if (comm->rank == 0 && cfg->batch_size > CLUE_BATCH_SAFE)
+      fprintf(stderr,
+              "clue train: warning: train.batch_size %d is above %d, the largest global batch "
+              "that kept the embedding's quality in clue's measurements (docs/scaling.md)\n",
+              cfg->batch_size, CLUE_BATCH_SAFE);
     clue_train_install_signals();
     t.last_checkpoint = now_seconds();
     record_init(&t);
