@@ -76,6 +76,8 @@ grep -q "exited on signal 9" kill.err || { cat kill.err; fail "SIGKILL: no messa
 [ -z "$(rank_pids kill)" ] || fail "SIGKILL: rank processes left behind"
 "$CLUE_BIN" embed --checkpoint kill/checkpoint.h5 --out kill_emb >/dev/null 2>&1 ||
   fail "SIGKILL: the checkpoint left on disk does not load"
+size=$(stat -c %s kill/checkpoint.h5) # a periodic checkpoint (a finished run's adds the
+                                      # calibration and reference cells)
 $mpi -n 2 "$CLUE_BIN" train --config "$tmp/kill.yaml" --resume --quiet 2>resume.err ||
   { cat resume.err; fail "SIGKILL: --resume on 2 ranks"; }
 [ "$(wc -l < kill/log.jsonl)" -eq 6 ] || fail "SIGKILL: resumed run has $(wc -l < kill/log.jsonl) epochs"
@@ -94,7 +96,6 @@ echo "ok: checkpoint path is a folder -> $(cut -c1-90 isdir.err)..."
 
 # ---- 3. disk full, then read-only ----
 mkdir -p "$mnt"
-size=$(stat -c %s kill/checkpoint.h5)
 if ! mount -t tmpfs -o size=$((size * 3 / 2 + 65536)) tmpfs "$mnt" 2>/dev/null; then
   echo "SKIP (part 3): cannot mount a small tmpfs here (needs root): disk-full case not run"
 else

@@ -12,6 +12,7 @@
 #     cells and their measured log1p-normalised ADT (slope ≥ 0, range of the
 #     measured values), and --log1p applies it; the same for a run on 2 ranks;
 #     the default (validation) fits on the run's 48 validation cells only;
+#     train.reference_cells=0 keeps none;
 #  2c. the checkpoint's reference cells are the run's cells with their
 #     embeddings (as clue embed writes them, unit norm) and decoded counts, the
 #     same from a run on 2 ranks; --log1p (--neighbours 15 by default, or 5)
@@ -62,7 +63,8 @@ $mpi -n 2 "$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
   fail "training on 2 ranks"
 "$CLUE_BIN" train --config "$CLUE_SOURCE_DIR/configs/cite.yaml" \
   --set "data.modalities.rna.file=$data/rna.h5ad" --set "data.modalities.adt.file=$data/adt.h5ad" \
-  --set train.max_steps=40 --set "output.dir=$tmp/run3" > "$tmp/run3.log" || fail "training (validation)"
+  --set train.max_steps=40 --set "output.dir=$tmp/run3" --set train.reference_cells=0 \
+  > "$tmp/run3.log" || fail "training (validation)"
 grep -q "predictions calibrated on 48 validation cells measured in both" "$tmp/run3.log" ||
   fail "train does not say it calibrated on the validation cells: $(cat "$tmp/run3.log")"
 for r in "" 2; do
@@ -177,7 +179,9 @@ check_calibration(f2, f"{tmp}/train_raw2.h5ad")
 assert cal.attrs["validation"] == 0
 # train.calibration: validation (the default): the run's validation cells only
 import json
-v = h5py.File(f"{tmp}/run3/checkpoint.h5", "r")["calib/rna/adt"]
+f3 = h5py.File(f"{tmp}/run3/checkpoint.h5", "r")
+assert "refcells" not in f3, "train.reference_cells=0 kept reference cells"
+v = f3["calib/rna/adt"]
 assert v.attrs["validation"] == 1 and v.attrs["cells"] == json.load(open(f"{tmp}/run3/run.json"))["data"]["cells_val"] == 48
 assert (v["lo"][:] >= cal["lo"][:] - 1e-6).all() and (v["hi"][:] <= cal["hi"][:] + 1e-6).all()
 assert (v["lo"][:] > cal["lo"][:] + 1e-6).any() or (v["hi"][:] < cal["hi"][:] - 1e-6).any()

@@ -115,6 +115,7 @@ typedef struct clue_config {
   clue_on_nan on_nan;      /* train.on_nan: stop (default) | skip a step whose loss or
                               gradients are NaN/Inf, halving the learning rate */
   clue_calibration calibration; /* train.calibration: validation (default) | all | off */
+  int64_t reference_cells; /* train.reference_cells: kept for clue predict, 10000 (0: none) */
 
   /* embed */
   clue_cells embed_cells; /* embed.cells: all (default) | train | test */

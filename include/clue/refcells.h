@@ -1,5 +1,5 @@
 /* refcells.h — reference cells kept in a checkpoint: cells of the run measured
- * in two or more modalities (at most CLUE_REFCELLS_MAX, a seeded draw), each
+ * in two or more modalities (at most train.reference_cells, a seeded draw), each
  * with its embedding from every modality it was measured in and its measured
  * decoder targets. `clue predict` averages the measured profiles of a cell's
  * nearest reference cells in the embedding of its own modality with the
@@ -21,7 +21,6 @@
 #include "clue/prep.h"
 #include "clue/strings.h"
 
-#define CLUE_REFCELLS_MAX 10000
 
 typedef struct clue_refcells {
   int n_mod;

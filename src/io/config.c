@@ -177,6 +177,8 @@ static const key_def cfg_keys[] = {
      "stop when validation loss stalls"},
     {"train.on_nan", K_ENUM, CF(on_nan), NONE, 0, on_nan_names,
      "NaN/Inf loss or gradient: stop, or skip the step and halve the learning rate"},
+    {"train.reference_cells", K_I64, CF(reference_cells), 0, BIG, 0, NULL,
+     "cells measured in 2+ modalities kept in the checkpoint for clue predict (0: none)"},
     {"train.calibration", K_ENUM, CF(calibration), NONE, 0, calib_names,
      "cells measured in both modalities that calibrate clue predict: all, validation, off"},
     {"embed.cells", K_ENUM, CF(embed_cells), NONE, 0, cells_names, "cells to embed"},
@@ -258,6 +260,7 @@ void clue_config_defaults(clue_config *cfg) {
   cfg->early_stopping = true;
   cfg->on_nan = CLUE_NAN_STOP;
   cfg->calibration = CLUE_CALIB_VALIDATION;
+  cfg->reference_cells = 10000;
   cfg->embed_cells = CLUE_CELLS_ALL;
   set_text(cfg->out_dir, sizeof cfg->out_dir, "runs/clue");
 }

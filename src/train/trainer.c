@@ -778,8 +778,9 @@ static int prediction_aids(trainer *t, clue_err *err) {
     rc = clue_train_calibrate(&t->ck, t->d, &t->in, val, t->cfg->seed, CLUE_CALIB_CELLS,
                               t->comm, err);
   }
-  if (rc == CLUE_OK)
-    rc = clue_train_refcells(&t->ck, t->d, &t->in, t->cfg->seed, CLUE_REFCELLS_MAX, t->comm, err);
+  if (rc == CLUE_OK && t->cfg->reference_cells > 0)
+    rc = clue_train_refcells(&t->ck, t->d, &t->in, t->cfg->seed, t->cfg->reference_cells,
+                             t->comm, err);
   const clue_calib *most = NULL;
   for (int i = 0; i < t->d->n_mod; i++)
     for (int j = 0; j < t->d->n_mod; j++)
