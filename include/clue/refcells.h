@@ -41,6 +41,10 @@ void clue_refcells_free(clue_refcells *r);
 void clue_refcells_add_measured(const clue_prep *p, const clue_csr *t, int64_t row, double w,
                                 float *acc);
 
+/* Rows of x (n × dim) scaled to unit norm into out (which may be x); zero rows
+ * stay zero. The embeddings of reference cells and of queries go through it. */
+void clue_unit_rows(const float *x, int64_t n, int dim, float *out);
+
 /* Not collective. For n query cells with embeddings q (n × dim, posterior means,
  * any norm) from modality `from`: out (n × F_to) = the mean measured profile of
  * `to` (prediction units) of the k reference cells measured in both that are

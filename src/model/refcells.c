@@ -53,8 +53,7 @@ static int candidates(const clue_refcells *r, int from, int to, int64_t **idx, f
   return CLUE_OK;
 }
 
-/* q (n × dim) scaled to unit rows into u. */
-static void unit_rows(const float *q, int64_t n, int dim, float *u) {
+void clue_unit_rows(const float *q, int64_t n, int dim, float *u) {
   for (int64_t i = 0; i < n; i++) {
     double ss = 0;
     for (int c = 0; c < dim; c++) ss += (double)q[i * dim + c] * q[i * dim + c];
@@ -72,7 +71,7 @@ int clue_refcells_mean(const clue_refcells *r, const clue_prep *p_to, int from, 
   knn_result *res = NULL;
   clue_comm self = clue_comm_self();
   if (rc == CLUE_OK && m > 0 && n > 0) {
-    unit_rows(q, n, r->dim, u);
+    clue_unit_rows(q, n, r->dim, u);
     knn_points qp = {.n_total = n, .begin = 0, .n = n, .dim = r->dim, .x = u};
     knn_points rp = {.n_total = m, .begin = 0, .n = m, .dim = r->dim, .x = x};
     knn_opts o = {.k_row = k < m ? k : (int)m};

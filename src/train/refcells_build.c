@@ -1,6 +1,5 @@
 /* refcells_build.c — at the end of `clue train`: the reference cells of the
  * checkpoint (refcells.h), gathered in global cell order on rank 0. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +54,7 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
   char *buf = clue_malloc((size_t)size + 1, err);
   float *emb = clue_malloc((size_t)(n * dim + 1) * sizeof *emb, err);
   real *x = clue_malloc((size_t)(n * R_max + 1) * sizeof *x, err);
-  float *row = clue_malloc((size_t)(dim + 1) * sizeof *row, err);
+  float *row = clue_calloc((size_t)dim + 1, sizeof *row, err);
   clue_work *w = NULL;
   int rc = buf && emb && x && row ? clue_work_new(m, 256, &w, err) : CLUE_ENOMEM;
   packer b = {buf};
@@ -79,15 +78,10 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
       if (r >= 0) memcpy(x + nk++ * R, in->enc[k] + r * R, (size_t)R * sizeof *x);
     }
     rc = clue_model_embed(m, w, k, x, nk, emb, err);
+    if (rc == CLUE_OK) clue_unit_rows(emb, nk, dim, emb);
     for (int64_t i = 0, j = 0; rc == CLUE_OK && i < n; i++) {
-      memset(row, 0, (size_t)dim * sizeof *row);
-      if (d->local_row[(cells[i] - d->local_begin) * K + k] >= 0) {
-        const float *e = emb + j++ * dim;
-        double ss = 0;
-        for (int c = 0; c < dim; c++) ss += (double)e[c] * e[c];
-        for (int c = 0; c < dim; c++) row[c] = ss > 0 ? (float)(e[c] / sqrt(ss)) : 0;
-      }
-      put(&b, row, (size_t)dim * sizeof *row);
+      bool has = d->local_row[(cells[i] - d->local_begin) * K + k] >= 0;
+      put(&b, has ? emb + j++ * dim : row, (size_t)dim * sizeof *row); /* row: zeros */
     }
     const clue_csr *t = in->target[k];
     for (int64_t i = 0; i < n; i++) {
