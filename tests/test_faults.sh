@@ -110,7 +110,7 @@ else
   ls "$mnt/full" | grep -q 'tmp\.' && fail "disk full: temporary left"
   "$CLUE_BIN" embed --checkpoint "$mnt/full/checkpoint.h5" --out full_emb >/dev/null 2>&1 ||
     fail "disk full: previous checkpoint does not load"
-  mount -o remount,size=$((size * 4)) "$mnt" || fail "remount"
+  mount -o remount,size=$((size * 8)) "$mnt" || fail "remount" # room for a finished run's two
   "$CLUE_BIN" train --config full.yaml --resume --quiet 2>full2.err ||
     { cat full2.err; fail "disk full: --resume once there is room"; }
   [ "$(wc -l < "$mnt/full/log.jsonl")" -eq 6 ] || fail "disk full: resumed run incomplete"

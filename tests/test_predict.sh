@@ -14,10 +14,15 @@
 #     the default (validation) fits on the run's 48 validation cells only;
 #     train.reference_cells=0 keeps none;
 #  2c. the checkpoint's reference cells are the run's cells with their
-#     embeddings (as clue embed writes them, unit norm) and decoded counts, the
-#     same from a run on 2 ranks; --log1p (--neighbours 15 by default, or 5)
-#     equals the mean of the calibrated values and the mean measured ADT of the
-#     nearest reference cells by cosine in the RNA embedding, on 1 and 2 ranks;
+#     embeddings (as clue embed writes them, unit norm), encoder inputs (numpy's
+#     PCA with the checkpoint's loadings) and decoded counts, the same from a
+#     run on 2 ranks; the blend's weights minimise, over w ≥ 0, w₁ + w₂ ≤ 1 (a
+#     numpy grid), the squared error of (1 − w₁ − w₂)·calibrated (each cell by
+#     the line refitted without it) + w₁·(mean
+#     measured ADT of the 15 nearest other cells by cosine in the RNA embedding)
+#     + w₂·(the same by distance in the RNA input) over the run's cells, the same
+#     on 2 ranks; --log1p (--neighbours 15 by default, or 5) equals that blend
+#     for the test cells, on 1 and 2 ranks;
 #  3. cells whose batch the model does not know: with --batch B, the profile of
 #     batch B; without it, the mean of the profiles of every batch;
 #  4. bad input: an unknown --to, features the model does not decode, a cells
@@ -75,7 +80,7 @@ done
 grep -q "calibrated on 480 cells measured in both" "$tmp/cal.h5ad.log" ||
   fail "predict does not say it calibrated: $(cat "$tmp/cal.h5ad.log")"
 grep -q "not calibrated (--raw)" "$tmp/log.h5ad.log" || fail "--raw is not reported"
-grep -q "averaged with the mean measured profile of the 15 nearest of 480 reference cells" \
+grep -q "the mean measured profile of the 15 nearest of 480 reference cells in the embedding from rna" \
   "$tmp/ref.h5ad.log" || fail "predict does not say it used reference cells: $(cat "$tmp/ref.h5ad.log")"
 "$PY" - "$tmp" "$data" <<'PY' || fail "the batch fixture"
 import sys, anndata as ad
@@ -217,9 +222,68 @@ ref_emb = rc["rna/emb"][:].reshape(480, -1).astype(np.float64)
 q = u / np.linalg.norm(u, axis=1, keepdims=True)  # the test cells' RNA embedding
 sim = q @ ref_emb.T
 calv = ad.read_h5ad(f"{tmp}/cal.h5ad").X
+# encoder inputs: log1p(x / Σx · 1e4) of the used genes, standardised, clipped
+# to ±10, times the projection
+pr = f["prep/rna"]
+def rna_input(cells):
+    x = ad.read_h5ad(f"{data}/rna.h5ad")[cells].X
+    x = np.asarray(x.todense() if hasattr(x, "todense") else x, dtype=np.float64)
+    v = np.log1p(x / np.maximum(x.sum(1, keepdims=True), 1e-300) * 1e4)[:, pr["used"][:]]
+    return np.clip((v - pr["mean"][:]) / pr["std"][:], -10, 10) @ pr["proj"][:].astype(np.float64)
+ref_in = rc["rna/input"][:].reshape(480, -1).astype(np.float64)
+want_in = rna_input(names)
+assert rel(ref_in, want_in) < 1e-4, rel(ref_in, want_in)
+assert np.abs(f2n["rna/input"][:] - rc["rna/input"][:]).max() < 1e-4 * np.abs(want_in).max()
+def near(d, k, skip_self):  # nearest reference rows by d (smaller is nearer)
+    if skip_self:
+        d = d.copy(); np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+def sqdist(a, c):
+    return (a * a).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2 * a @ c.T
+# the blend's weights: each run's 480 cells against the others
+def check_blend(ck, raw_path):
+    r = ck["refcells"]
+    n = int(r.attrs["n"])
+    nm = [s.decode() for s in bytes(r["names"][:].astype(np.uint8)).split(b"\0")[:n]]
+    x = sp.csr_matrix((r["adt/data"][:], r["adt/indices"][:], r["adt/indptr"][:])).toarray()
+    x = x.astype(np.float64)
+    y = np.log1p(x / np.maximum(x.sum(1, keepdims=True), 1) * 1e4)
+    e, i = r["rna/emb"][:].reshape(n, -1).astype(np.float64), r["rna/input"][:].reshape(n, -1)
+    c = ck["calib/rna/adt"]
+    # each cell's calibrated value from the line refitted without it (b ≥ 0 as
+    # decided by the whole fit, the whole fit's range)
+    p = ad.read_h5ad(raw_path)[nm].X.astype(np.float64)
+    sp_, sy, spp, spy = p.sum(0) - p, y.sum(0) - y, (p * p).sum(0) - p * p, (p * y).sum(0) - p * y
+    mp, my = sp_ / (n - 1), sy / (n - 1)
+    var, cov = spp / (n - 1) - mp * mp, spy / (n - 1) - mp * my
+    slope = np.where(c["b"][:] > 0, cov / np.where(var > 0, var, 1), 0)
+    p0 = np.clip(my + slope * (p - mp), c["lo"][:], c["hi"][:])
+    full = np.clip(c["a"][:] + c["b"][:] * p, c["lo"][:], c["hi"][:])
+    assert np.abs(p0 - full).max() > 1e-3  # leaving the cell out matters
+    i = i.astype(np.float64)
+    r0 = (y - p0).ravel()
+    d1 = (y[near(-(e @ e.T), 15, True)].mean(1) - p0).ravel()
+    d2 = (y[near(sqdist(i, i), 15, True)].mean(1) - p0).ravel()
+    G = np.array([[d1 @ d1, d1 @ d2], [d1 @ d2, d2 @ d2]]); bb = np.array([d1 @ r0, d2 @ r0])
+    loss = lambda a, c: a * a * G[0, 0] + 2 * a * c * G[0, 1] + c * c * G[1, 1] - 2 * (a * bb[0] + c * bb[1])
+    grid = np.linspace(0, 1, 201)
+    w1, w2 = [v.ravel() for v in np.meshgrid(grid, grid)]
+    w1, w2 = w1[w1 + w2 <= 1 + 1e-12], w2[w1 + w2 <= 1 + 1e-12]
+    best = np.argmin(loss(w1, w2))
+    bl = r["blend"][:].reshape(2, 2, 4)[0, 1]  # rna -> adt: w_embedding, w_input, cells, validation
+    assert bl[2] == n == 480 and bl[3] == 0, bl
+    assert abs(bl[0] - w1[best]) < 0.01 and abs(bl[1] - w2[best]) < 0.01, (bl, w1[best], w2[best])
+    assert loss(bl[0], bl[1]) <= loss(w1[best], w2[best]) + 1e-9 * abs(loss(w1[best], w2[best]))
+    assert bl[0] + bl[1] > 0.05 and 1 - bl[0] - bl[1] > 0.05, bl  # a blend, not one source
+    return bl
+bl = check_blend(f, f"{tmp}/train_raw.h5ad")
+check_blend(f2, f"{tmp}/train_raw2.h5ad")
+# the test cells' predictions: that blend
+q_in = rna_input(list(emb.obs_names))
 for k, name in ((15, "ref"), (5, "ref5")):
-    nn = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    want = 0.5 * (calv + yref[nn].mean(1))
+    e_mean = yref[near(-sim, k, False)].mean(1)
+    i_mean = yref[near(sqdist(q_in, ref_in), k, False)].mean(1)
+    want = (1 - bl[0] - bl[1]) * calv + bl[0] * e_mean + bl[1] * i_mean
     got = ad.read_h5ad(f"{tmp}/{name}.h5ad").X
     assert rel(got, want) < 1e-5, (name, rel(got, want))
 assert rel(ad.read_h5ad(f"{tmp}/ref1.h5ad").X, ad.read_h5ad(f"{tmp}/ref.h5ad").X) < 1e-6

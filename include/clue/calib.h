@@ -35,6 +35,9 @@ typedef struct clue_calib {
   bool validation;         /* they are validation cells only (not trained on) */
   double library;          /* nb: L of the fitted values; otherwise 0 */
   double *a, *b, *lo, *hi; /* (n_feat) */
+  double *p_mean, *p_var;  /* (n_feat) mean and variance of p over the fit's cells */
+  bool has_fit_stats;      /* p_mean, p_var are set (a fit of this process, not a
+                              checkpoint's) */
 } clue_calib;
 
 /* A calibration with room for n_feat features (values zero). */
@@ -43,6 +46,13 @@ void clue_calib_free(clue_calib *c);
 
 /* In place, v (n × n_feat values): the calibrated values. */
 void clue_calib_apply(const clue_calib *c, int64_t n, float *v);
+
+/* In place, v (n × n_feat values of cells that were among the fit's, y their
+ * measured values): the calibrated values each cell gets from the line fitted
+ * without it (closed form of least squares left one out: y − e / (1 − h), e the
+ * residual, h the cell's leverage), clipped as clue_calib_apply does. Needs
+ * c->has_fit_stats. */
+void clue_calib_apply_left_out(const clue_calib *c, int64_t n, const float *y, float *v);
 
 /* The sums of one fit over the cells added on this rank. */
 typedef struct clue_calib_sums {

@@ -97,6 +97,19 @@ void clue_inputs_release(clue_inputs *in);
 /* Bridge cells a calibration is fitted on at the most (clue_train_calibrate). */
 #define CLUE_CALIB_CELLS 10000
 
+/* Salt of the keyed draw of those cells (clue_keyed_draw); the blend's fit
+ * (clue_train_blend) draws the same ones. */
+#define CLUE_CALIB_SALT 0x63616c6962ULL
+
+/* Is local cell c of d (its rows `row` in the modalities) a bridge cell of the
+ * pair: measured in both, and a validation cell of `val` when given. */
+bool clue_train_is_bridge(const int64_t *row, int from, int to, const clue_plan *val,
+                          int64_t c);
+
+/* Collective. The bridge cells of the pair over all ranks. */
+int64_t clue_train_count_bridge(const clue_dataset *d, int from, int to, const clue_plan *val,
+                                const clue_comm *comm);
+
 /* Collective. Fits ck->calib[from][to] (calib.h) for every ordered pair of
  * modalities on the cells of d measured in both — only the validation cells of
  * `val` when it is given and the pair has some, else all — (all of them, or a
@@ -109,10 +122,24 @@ int clue_train_calibrate(clue_ckpt *ck, const clue_dataset *d, const clue_inputs
 /* Collective. The reference cells of the checkpoint (refcells.h): the cells
  * of d measured in two or more modalities (all, or a keyed draw of about
  * max_cells that depends on the seed and not on the number of ranks), with the
- * model's current weights, into ck->refcells on rank 0 (NULL elsewhere). */
+ * model's current weights, into ck->refcells on every rank (blends not fitted).
+ * own (may be NULL): a new array, per local cell its index among the reference
+ * cells or −1 (NULL when there are none). */
 int clue_train_refcells(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
                         uint64_t seed, int64_t max_cells, const clue_comm *comm,
-                        clue_err *err);
+                        int64_t **own, clue_err *err);
+
+/* Collective, after clue_train_calibrate and clue_train_refcells. Fits the
+ * blend of every ordered pair (refcells.h: clue_blend) on the pair's bridge
+ * cells — the validation cells of `val` when given and the pair has some, else
+ * all; a draw of about max_cells as for the calibration — predicting each as
+ * clue predict does, but with the cell itself left out of its neighbours (`own`
+ * from clue_train_refcells) and of the calibration lines when they were fitted
+ * in this process (ck->calib has_fit_stats). Pairs without bridge cells, or
+ * with fewer than two reference cells, stay unfitted. */
+int clue_train_blend(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
+                     const clue_plan *val, const int64_t *own, uint64_t seed,
+                     int64_t max_cells, const clue_comm *comm, clue_err *err);
 
 /* Installs SIGTERM/SIGUSR1 handlers that request a checkpoint-and-exit. */
 void clue_train_install_signals(void);

@@ -59,11 +59,14 @@ static void usage(FILE *out) {
           "                      decoder gives at library size L (--counts, or the\n"
           "                      training cells' mean): the prediction to compare with\n"
           "                      log1p-normalised data\n"
-          "  --neighbours K      average the values with the mean measured profile of\n"
+          "  --neighbours K      blend the values with the mean measured profiles of\n"
           "                      the K nearest reference cells (cells of the run\n"
           "                      measured in both, kept in the checkpoint) in the\n"
-          "                      embedding of --from (default 15; 0: the model's values\n"
-          "                      alone); --log1p values, probabilities, normal values\n"
+          "                      embedding of --from and in its encoder input, with\n"
+          "                      the weights fitted at the end of training (on the\n"
+          "                      validation cells, at K = 15) (default 15; 0: the\n"
+          "                      model's values alone); --log1p values, probabilities,\n"
+          "                      normal values\n"
           "  --raw               the decoder's values as they are: without the\n"
           "                      calibration fitted at the end of training on the cells\n"
           "                      measured in both modalities (applied to --log1p values,\n"
@@ -163,6 +166,7 @@ typedef struct job {
   clue_strings *feat_names;
   const clue_calib *calib; /* applied to the values, or NULL */
   int neighbours;          /* reference cells averaged in per cell (0: none) */
+  double w_embedding, w_input; /* the blend's weights (refcells.h) */
   int64_t n_ref;           /* reference cells measured in --from and --to */
 } job;
 
@@ -409,13 +413,13 @@ static int choose_features(const predict_args *a, job *j, const clue_comm *comm,
 
 /* Buffers of one round of `cap` cells. */
 typedef struct round_buf {
-  float *enc, *emb, *prof, *acc, *out;
+  float *enc, *emb, *prof, *prof_in, *acc, *out;
   real *z;
   int32_t *b;
 } round_buf;
 
 static void round_free(round_buf *r) {
-  free(r->enc), free(r->emb), free(r->prof), free(r->acc), free(r->out);
+  free(r->enc), free(r->emb), free(r->prof), free(r->prof_in), free(r->acc), free(r->out);
   free(r->z), free(r->b);
 }
 
@@ -425,11 +429,12 @@ static int round_alloc(const job *j, int64_t cap, round_buf *r, clue_err *err) {
   r->enc = clue_malloc((size_t)(cap * R + 1) * sizeof *r->enc, err);
   r->emb = clue_malloc((size_t)(cap * Kd + 1) * sizeof *r->emb, err);
   r->prof = clue_malloc((size_t)(cap * F + 1) * sizeof *r->prof, err);
+  r->prof_in = clue_malloc((size_t)(cap * F + 1) * sizeof *r->prof_in, err);
   r->acc = clue_malloc((size_t)(cap * F + 1) * sizeof *r->acc, err);
   r->out = clue_malloc((size_t)(cap * j->n_feat + 1) * sizeof *r->out, err);
   r->z = clue_malloc((size_t)(cap * s->latent_dim + 1) * sizeof *r->z, err);
   r->b = clue_malloc((size_t)(cap + 1) * sizeof *r->b, err);
-  return r->enc && r->emb && r->prof && r->acc && r->out && r->z && r->b ? CLUE_OK
+  return r->enc && r->emb && r->prof && r->prof_in && r->acc && r->out && r->z && r->b ? CLUE_OK
                                                                           : CLUE_ENOMEM;
 }
 
@@ -446,6 +451,23 @@ static void to_values(const predict_args *a, const job *j, int64_t n, const int3
   } else {
     clue_prediction_values(j->ck.model, j->to, p, n, b, lib, v);
   }
+}
+
+/* In place, r->acc (n × F, the model's values): the blend with the mean
+ * measured profiles of the nearest reference cells (refcells.h). */
+static int blend(const job *j, round_buf *r, int64_t n, clue_err *err) {
+  const clue_refcells *ref = j->ck.refcells;
+  const clue_prep *p = j->ck.prep[j->to];
+  int64_t F = p->n_decoded, n_ref = 0;
+  double we = j->w_embedding, wi = j->w_input, wm = 1 - we - wi;
+  int rc = clue_refcells_mean(ref, p, j->from, j->to, CLUE_REF_EMBEDDING, j->neighbours,
+                              r->emb, NULL, n, r->prof, &n_ref, err);
+  if (!rc && wi > 0)
+    rc = clue_refcells_mean(ref, p, j->from, j->to, CLUE_REF_INPUT, j->neighbours, r->enc, NULL,
+                            n, r->prof_in, &n_ref, err);
+  for (int64_t i = 0; !rc && i < n * F; i++)
+    r->acc[i] = (float)(wm * r->acc[i] + we * r->prof[i] + (wi > 0 ? wi * r->prof_in[i] : 0));
+  return rc;
 }
 
 /* The --to values of n cells (counts x) into r->acc (n × F): with each cell's
@@ -477,13 +499,7 @@ static int profiles(const predict_args *a, const job *j, clue_work *w, const clu
     }
   }
   if (!rc && j->calib) clue_calib_apply(j->calib, n, r->acc);
-  int64_t n_ref = 0;
-  if (!rc && j->neighbours > 0)
-    rc = clue_refcells_mean(j->ck.refcells, j->ck.prep[j->to], j->from, j->to, j->neighbours,
-                            r->emb, n, r->prof, &n_ref, err);
-  for (int64_t i = 0; !rc && j->neighbours > 0 && i < n * F; i++)
-    r->acc[i] = 0.5f * (r->acc[i] + r->prof[i]);
-  return rc;
+  return rc || j->neighbours == 0 ? rc : blend(j, r, n, err);
 }
 
 /* r->out (n × n_feat): the chosen features of r->acc. */
@@ -561,16 +577,27 @@ static void choose_neighbours(const predict_args *a, job *j) {
     j->n_ref += r->present[c * r->n_mod + j->from] && r->present[c * r->n_mod + j->to];
   bool units = p->likelihood != CLUE_LIK_NB || a->log1p;
   j->neighbours = units && j->n_ref > 0 && !a->raw ? a->neighbours : 0;
+  const clue_blend *b = r ? &r->blend[j->from][j->to] : NULL;
+  bool fitted = b && b->n_cells > 0;
+  j->w_embedding = fitted ? b->w_embedding : 0.5;
+  j->w_input = fitted ? b->w_input : 0;
 }
 
 static void neighbours_note(const predict_args *a, const job *j, char *buf, size_t size) {
   const clue_prep *p = j->ck.prep[j->to];
+  const clue_blend *b = j->ck.refcells ? &j->ck.refcells->blend[j->from][j->to] : NULL;
+  char fit[160] = "weights not fitted in this checkpoint";
+  if (b && b->n_cells > 0)
+    snprintf(fit, sizeof fit, "weights fitted on %lld %scells measured in both",
+             (long long)b->n_cells, b->validation ? "validation " : "");
   if (j->neighbours > 0)
     snprintf(buf, size,
-             "averaged with the mean measured profile of the %d nearest of %lld reference "
-             "cells (embedding from %s)",
+             "blended %.3f model + %.3f the mean measured profile of the %d nearest of %lld "
+             "reference cells in the embedding from %s + %.3f the same in its encoder input "
+             "(%s)",
+             1 - j->w_embedding - j->w_input, j->w_embedding,
              j->neighbours < j->n_ref ? j->neighbours : (int)j->n_ref, (long long)j->n_ref,
-             a->from);
+             a->from, j->w_input, fit);
   else if (a->raw)
     snprintf(buf, size, "no reference cells (--raw)");
   else if (a->neighbours == 0)
@@ -593,7 +620,7 @@ static void describe(const predict_args *a, const job *j, char *buf, size_t size
     snprintf(lib, sizeof lib, " at library size %g", a->counts > 0 ? a->counts : p->library_mean);
   else if (p->likelihood == CLUE_LIK_NB && a->counts > 0)
     snprintf(lib, sizeof lib, " %g", a->counts);
-  char cal[160], ref[200];
+  char cal[160], ref[400];
   calibration_note(a, j, cal, sizeof cal);
   neighbours_note(a, j, ref, sizeof ref);
   snprintf(buf, size,

@@ -8,13 +8,14 @@
 
 clue_calib *clue_calib_new(int64_t n_feat, clue_err *err) {
   clue_calib *c = clue_calloc(1, sizeof *c, err);
-  double *v = c ? clue_calloc((size_t)(4 * n_feat + 1), sizeof *v, err) : NULL;
+  double *v = c ? clue_calloc((size_t)(6 * n_feat + 1), sizeof *v, err) : NULL;
   if (!v) {
     free(c);
     return NULL;
   }
   c->n_feat = n_feat;
   c->a = v, c->b = v + n_feat, c->lo = v + 2 * n_feat, c->hi = v + 3 * n_feat;
+  c->p_mean = v + 4 * n_feat, c->p_var = v + 5 * n_feat;
   return c;
 }
 
@@ -30,6 +31,21 @@ void clue_calib_apply(const clue_calib *c, int64_t n, float *v) {
     for (int64_t f = 0; f < c->n_feat; f++) {
       double y = c->a[f] + c->b[f] * row[f];
       row[f] = (float)(y < c->lo[f] ? c->lo[f] : y > c->hi[f] ? c->hi[f] : y);
+    }
+  }
+}
+
+void clue_calib_apply_left_out(const clue_calib *c, int64_t n, const float *y, float *v) {
+  double N = (double)c->n_cells;
+  for (int64_t i = 0; i < n; i++) {
+    float *row = v + i * c->n_feat;
+    const float *yi = y + i * c->n_feat;
+    for (int64_t f = 0; f < c->n_feat; f++) {
+      double fit = c->a[f] + c->b[f] * row[f], d = row[f] - c->p_mean[f];
+      /* the cell's leverage on the line (on the mean alone when b = 0) */
+      double h = 1 / N + (c->b[f] > 0 && c->p_var[f] > 0 ? d * d / (N * c->p_var[f]) : 0);
+      double out = h < 1 - 1e-9 ? yi[f] - (yi[f] - fit) / (1 - h) : fit;
+      row[f] = (float)(out < c->lo[f] ? c->lo[f] : out > c->hi[f] ? c->hi[f] : out);
     }
   }
 }
@@ -88,7 +104,9 @@ int clue_calib_fit(clue_calib_sums *s, double library, const clue_comm *comm,
     c->b[f] = b;
     c->lo[f] = -s->ext[f];
     c->hi[f] = s->ext[F + f];
+    c->p_mean[f] = mp, c->p_var[f] = var;
   }
+  c->has_fit_stats = true;
   c->n_cells = s->n_cells;
   c->library = library;
   *out = c;

@@ -33,21 +33,18 @@ static int buf_alloc(const clue_model *m, int from, int to, calib_buf *b, clue_e
   return b->x && b->z && b->emb && b->prof && b->y && b->batch ? CLUE_OK : CLUE_ENOMEM;
 }
 
-/* Salt of the keyed draw of the cells a fit uses (clue_keyed_draw). */
-#define CALIB_SALT 0x63616c6962ULL
 
-/* Is local cell c (its rows `row` in the modalities) a bridge cell of the
- * pair: measured in both, and a validation cell of `val` when given. */
-static bool bridge(const int64_t *row, int from, int to, const clue_plan *val, int64_t c) {
+bool clue_train_is_bridge(const int64_t *row, int from, int to, const clue_plan *val,
+                          int64_t c) {
   return row[from] >= 0 && row[to] >= 0 && (!val || !clue_plan_is_train(val, c));
 }
 
-/* Collective. Bridge cells of the pair over all ranks. */
-static int64_t count_bridge(const clue_dataset *d, int from, int to, const clue_plan *val,
-                            const clue_comm *comm) {
+int64_t clue_train_count_bridge(const clue_dataset *d, int from, int to, const clue_plan *val,
+                                const clue_comm *comm) {
   int64_t total = 0;
   for (int64_t c = d->local_begin; c < d->local_end; c++)
-    total += bridge(d->local_row + (c - d->local_begin) * d->n_mod, from, to, val, c);
+    total += clue_train_is_bridge(d->local_row + (c - d->local_begin) * d->n_mod, from, to,
+                                  val, c);
   clue_comm_sum_int64(comm, &total, 1);
   return total;
 }
@@ -84,7 +81,7 @@ static int local_sums(const clue_ckpt *ck, const clue_dataset *d, const clue_inp
   for (int64_t c = d->local_begin; rc == CLUE_OK && c <= d->local_end; c++) {
     if (c < d->local_end) {
       const int64_t *row = d->local_row + (c - d->local_begin) * d->n_mod;
-      if (!bridge(row, from, to, val, c) || !clue_keyed_draw(seed, CALIB_SALT, c, total, keep)) continue;
+      if (!clue_train_is_bridge(row, from, to, val, c) || !clue_keyed_draw(seed, CLUE_CALIB_SALT, c, total, keep)) continue;
       for (int64_t r = 0; r < R; r++) b.x[n * R + r] = in->enc[from][row[from] * R + r];
       b.batch[n] = d->local_batch[c - d->local_begin];
       rows[n++] = row[to];
@@ -109,8 +106,8 @@ int clue_train_calibrate(clue_ckpt *ck, const clue_dataset *d, const clue_inputs
       clue_calib_free(ck->calib[from][to]);
       ck->calib[from][to] = NULL;
       const clue_plan *v = val;
-      int64_t total = count_bridge(d, from, to, v, comm);
-      if (total == 0 && v) total = count_bridge(d, from, to, v = NULL, comm);
+      int64_t total = clue_train_count_bridge(d, from, to, v, comm);
+      if (total == 0 && v) total = clue_train_count_bridge(d, from, to, v = NULL, comm);
       if (total == 0) continue;
       double lib = ck->prep[to]->likelihood == CLUE_LIK_NB ? ck->prep[to]->library_mean : 0;
       if (ck->prep[to]->likelihood == CLUE_LIK_NB && !(lib > 0)) continue;

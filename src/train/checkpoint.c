@@ -411,8 +411,10 @@ static int put_calibs(hid_t f, const clue_ckpt *c) {
   return rc;
 }
 
-/* /refcells: attributes n, dim; names, present (n × K); <mod>/emb (n × dim),
- * <mod>/indptr, indices, data (the targets, n × F). */
+/* /refcells: attributes n, dim; names, present (n × K); blend (K × K × 4:
+ * w_embedding, w_input, n_cells, validation of clue_blend [from][to]);
+ * <mod>/emb (n × dim), <mod>/input (n × R), <mod>/indptr, indices, data (the
+ * targets, n × F). */
 static int put_refcells(hid_t f, const clue_ckpt *c) {
   const clue_refcells *r = c->refcells;
   if (!r) return 0;
@@ -421,12 +423,24 @@ static int put_refcells(hid_t f, const clue_ckpt *c) {
   int rc = put_attr_i64(g, "n", r->n) | put_attr_i64(g, "dim", r->dim) |
            put_strings(g, "names", r->names) |
            put_array(g, "present", H5T_NATIVE_UINT8, r->present, r->n * r->n_mod, 1);
+  double blend[CLUE_MAX_MOD * CLUE_MAX_MOD * 4];
+  for (int i = 0; i < r->n_mod; i++)
+    for (int j = 0; j < r->n_mod; j++) {
+      const clue_blend *b = &r->blend[i][j];
+      double *o = blend + (i * r->n_mod + j) * 4;
+      o[0] = b->w_embedding, o[1] = b->w_input, o[2] = (double)b->n_cells, o[3] = b->validation;
+    }
+  if (!rc) rc = put_array(g, "blend", H5T_NATIVE_DOUBLE, blend, r->n_mod * r->n_mod * 4,
+                          sizeof(double));
   for (int k = 0; k < r->n_mod && !rc; k++) {
     hid_t m = make_group(g, c->model->spec.names[k]);
     const clue_csr *t = r->target[k];
     int64_t nnz = clue_csr_nnz(t);
     rc = m < 0 ? -1
                : put_array(m, "emb", H5T_NATIVE_FLOAT, r->emb[k], r->n * r->dim, sizeof(float)) |
+                     (r->input[k] ? put_array(m, "input", H5T_NATIVE_FLOAT, r->input[k],
+                                              r->n * r->in_dim[k], sizeof(float))
+                                  : 0) |
                      put_array(m, "indptr", H5T_NATIVE_INT64, t->indptr, r->n + 1,
                                sizeof(int64_t)) |
                      put_array(m, "indices", H5T_NATIVE_INT32, t->indices, nnz,
@@ -714,6 +728,13 @@ static int get_refcells_mod(hid_t g, const clue_model_spec *s, int k, clue_refce
     rc = CLUE_ENOMEM;
   if (!rc) rc = get_array(m, "emb", H5T_NATIVE_FLOAT, r->emb[k], r->n * r->dim, sizeof(float),
                           where, err);
+  r->in_dim[k] = s->enc_in[k];
+  if (!rc && H5Lexists(m, "input", H5P_DEFAULT) > 0) { /* older checkpoints have none */
+    if (!(r->input[k] = clue_malloc((size_t)(r->n * s->enc_in[k] + 1) * sizeof(float), err)))
+      rc = CLUE_ENOMEM;
+    if (!rc) rc = get_array(m, "input", H5T_NATIVE_FLOAT, r->input[k], r->n * s->enc_in[k],
+                            sizeof(float), where, err);
+  }
   if (!rc) rc = get_array(m, "indptr", H5T_NATIVE_INT64, r->target[k]->indptr, r->n + 1,
                           sizeof(int64_t), where, err);
   if (!rc) rc = get_array(m, "indices", H5T_NATIVE_INT32, r->target[k]->indices, nnz,
@@ -724,6 +745,25 @@ static int get_refcells_mod(hid_t g, const clue_model_spec *s, int k, clue_refce
               clue_csr_validate(r->target[k], where, err)))
     rc = clue_fail(err, CLUE_EFORMAT, "%s: the targets are not a valid sparse matrix", where);
   H5Gclose(m);
+  return rc;
+}
+
+/* /refcells/blend into r->blend; weights outside [0, 1] or with a sum above 1,
+ * or an input weight without inputs, are a damaged file. */
+static int get_blend(hid_t g, clue_refcells *r, const char *path, clue_err *err) {
+  int K = r->n_mod;
+  double v[CLUE_MAX_MOD * CLUE_MAX_MOD * 4];
+  int rc = get_array(g, "blend", H5T_NATIVE_DOUBLE, v, K * K * 4, sizeof(double), path, err);
+  for (int i = 0; i < K && !rc; i++)
+    for (int j = 0; j < K && !rc; j++) {
+      const double *o = v + (i * K + j) * 4;
+      bool ok = o[0] >= 0 && o[1] >= 0 && o[0] + o[1] <= 1 + 1e-9 && o[2] >= 0 &&
+                (o[1] == 0 || r->input[i]);
+      if (!ok)
+        return clue_fail(err, CLUE_EFORMAT, "%s: refcells/blend: bad weights for %d -> %d",
+                         path, i, j);
+      r->blend[i][j] = (clue_blend){o[0], o[1], (int64_t)o[2], o[3] != 0};
+    }
   return rc;
 }
 
@@ -749,6 +789,7 @@ static int get_refcells(hid_t f, clue_ckpt *c, const char *path, clue_err *err) 
   if (!rc) rc = get_array(g, "present", H5T_NATIVE_UINT8, r->present, r->n * r->n_mod, 1,
                           path, err);
   for (int k = 0; k < s->n_mod && !rc; k++) rc = get_refcells_mod(g, s, k, r, path, err);
+  if (!rc && H5Lexists(g, "blend", H5P_DEFAULT) > 0) rc = get_blend(g, r, path, err);
   H5Gclose(g);
   if (rc) {
     clue_refcells_free(r);

@@ -32,9 +32,10 @@ static void take(const char **p, void *x, size_t n) {
   *p += n;
 }
 
-/* This rank's drawn cells (their local indices `cells`) packed for rank 0:
+/* This rank's drawn cells (their local indices `cells`) packed for the others:
  * n; each name (length, bytes with the NUL); presence (n × K); per modality the unit-norm
- * embeddings (n × dim) and the target rows (nnz per row, indices, data). */
+ * embeddings (n × dim), the encoder inputs (n × R_k) and the target rows (nnz per row,
+ * indices, data). */
 static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
                 const int64_t *cells, int64_t n, char **out, int64_t *bytes, clue_err *err) {
   const clue_model *m = ck->model;
@@ -43,7 +44,7 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
   for (int64_t i = 0; i < n; i++)
     size += (int64_t)sizeof(int64_t) + (int64_t)strlen(d->local_names->s[cells[i] - d->local_begin]) + 1;
   for (int k = 0; k < K; k++) {
-    size += n * dim * (int64_t)sizeof(float) + n * (int64_t)sizeof(int64_t);
+    size += n * (dim + m->spec.enc_in[k]) * (int64_t)sizeof(float) + n * (int64_t)sizeof(int64_t);
     for (int64_t i = 0; i < n; i++) {
       int64_t r = d->local_row[(cells[i] - d->local_begin) * K + k];
       if (r >= 0) size += (in->target[k]->indptr[r + 1] - in->target[k]->indptr[r]) * 8;
@@ -55,8 +56,9 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
   float *emb = clue_malloc((size_t)(n * dim + 1) * sizeof *emb, err);
   real *x = clue_malloc((size_t)(n * R_max + 1) * sizeof *x, err);
   float *row = clue_calloc((size_t)dim + 1, sizeof *row, err);
+  float *vin = clue_malloc((size_t)R_max * sizeof *vin, err);
   clue_work *w = NULL;
-  int rc = buf && emb && x && row ? clue_work_new(m, 256, &w, err) : CLUE_ENOMEM;
+  int rc = buf && emb && x && row && vin ? clue_work_new(m, 256, &w, err) : CLUE_ENOMEM;
   packer b = {buf};
   if (rc == CLUE_OK) put(&b, &n, sizeof n);
   for (int64_t i = 0; rc == CLUE_OK && i < n; i++) {
@@ -83,6 +85,12 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
       bool has = d->local_row[(cells[i] - d->local_begin) * K + k] >= 0;
       put(&b, has ? emb + j++ * dim : row, (size_t)dim * sizeof *row); /* row: zeros */
     }
+    for (int64_t i = 0, j = 0; rc == CLUE_OK && i < n; i++) {
+      bool has = d->local_row[(cells[i] - d->local_begin) * K + k] >= 0;
+      for (int64_t r = 0; r < R; r++) vin[r] = has ? (float)x[j * R + r] : 0;
+      j += has;
+      put(&b, vin, (size_t)R * sizeof *vin);
+    }
     const clue_csr *t = in->target[k];
     for (int64_t i = 0; i < n; i++) {
       int64_t r = d->local_row[(cells[i] - d->local_begin) * K + k];
@@ -98,7 +106,7 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
     }
   }
   clue_work_free(w);
-  free(emb), free(x), free(row);
+  free(emb), free(x), free(row), free(vin);
   if (rc) {
     free(buf);
     return rc;
@@ -108,13 +116,14 @@ static int pack(const clue_ckpt *ck, const clue_dataset *d, const clue_inputs *i
 }
 
 /* Cells and stored values per modality in one rank's packed block at p. */
-static void block_totals(const char *p, int K, int dim, int64_t *n, int64_t *nnz) {
+static void block_totals(const char *p, const clue_model_spec *s, int64_t *n, int64_t *nnz) {
+  int K = s->n_mod, dim = s->n_mod * s->latent_dim;
   int64_t nr, len;
   take(&p, &nr, sizeof nr);
   for (int64_t i = 0; i < nr; i++) take(&p, &len, sizeof len), p += len;
   p += nr * K;
   for (int k = 0; k < K; k++) {
-    p += nr * dim * (int64_t)sizeof(float);
+    p += nr * (dim + s->enc_in[k]) * (int64_t)sizeof(float);
     int64_t row_nnz, sum = 0;
     for (int64_t i = 0; i < nr; i++) take(&p, &row_nnz, sizeof row_nnz), sum += row_nnz;
     nnz[k] += sum;
@@ -134,6 +143,7 @@ static int64_t block_read(const char *p, clue_refcells *ref, int64_t c0, const c
   for (int k = 0; k < K; k++) {
     clue_csr *t = ref->target[k];
     take(&p, ref->emb[k] + c0 * dim, (size_t)(nr * dim) * sizeof(float));
+    take(&p, ref->input[k] + c0 * ref->in_dim[k], (size_t)(nr * ref->in_dim[k]) * sizeof(float));
     for (int64_t i = 0; i < nr; i++) {
       int64_t row_nnz;
       take(&p, &row_nnz, sizeof row_nnz);
@@ -148,23 +158,25 @@ static int64_t block_read(const char *p, clue_refcells *ref, int64_t c0, const c
   return nr;
 }
 
-/* Rank 0: every rank's packed block (in rank order, so in global cell order)
- * into a new clue_refcells. */
+/* Every rank's packed block (in rank order, so in global cell order) into a
+ * new clue_refcells. */
 static int unpack(const clue_ckpt *ck, const char *data, const int64_t *bytes, int P,
                   clue_refcells **out, clue_err *err) {
   const clue_model_spec *s = &ck->model->spec;
   int K = s->n_mod, dim = s->n_mod * s->latent_dim;
   int64_t n = 0, nnz[CLUE_MAX_MOD] = {0}, at = 0;
-  for (int r = 0; r < P; at += bytes[r++]) block_totals(data + at, K, dim, &n, nnz);
+  for (int r = 0; r < P; at += bytes[r++]) block_totals(data + at, s, &n, nnz);
   clue_refcells *ref = clue_calloc(1, sizeof *ref, err);
   const char **names = clue_calloc((size_t)n + 1, sizeof *names, err);
   int rc = ref && names ? CLUE_OK : CLUE_ENOMEM;
   if (!rc) ref->n_mod = K, ref->n = n, ref->dim = dim;
   if (!rc && !(ref->present = clue_malloc((size_t)(n * K + 1), err))) rc = CLUE_ENOMEM;
   for (int k = 0; !rc && k < K; k++) {
+    ref->in_dim[k] = s->enc_in[k];
     ref->emb[k] = clue_malloc((size_t)(n * dim + 1) * sizeof(float), err);
+    ref->input[k] = clue_malloc((size_t)(n * s->enc_in[k] + 1) * sizeof(float), err);
     ref->target[k] = clue_csr_new(n, s->n_feat[k], nnz[k], err);
-    if (!ref->emb[k] || !ref->target[k]) rc = CLUE_ENOMEM;
+    if (!ref->emb[k] || !ref->input[k] || !ref->target[k]) rc = CLUE_ENOMEM;
   }
   at = 0;
   for (int64_t r = 0, c0 = 0; !rc && r < P; at += bytes[r++])
@@ -179,16 +191,29 @@ static int unpack(const clue_ckpt *ck, const char *data, const int64_t *bytes, i
   return CLUE_OK;
 }
 
+/* own (the local cells): the reference index of each drawn cell (`cells`, n
+ * of them, ascending), −1 elsewhere; the cells before this rank's come from the
+ * blocks of the lower ranks in `data`. */
+static void own_indices(const clue_ckpt *ck, const clue_dataset *d, const char *data,
+                        const int64_t *bytes, int rank, const int64_t *cells, int64_t n,
+                        int64_t *own) {
+  int64_t before = 0, nnz[CLUE_MAX_MOD] = {0}, at = 0;
+  for (int r = 0; r < rank; at += bytes[r++]) block_totals(data + at, &ck->model->spec, &before, nnz);
+  for (int64_t c = d->local_begin; c < d->local_end; c++) own[c - d->local_begin] = -1;
+  for (int64_t i = 0; i < n; i++) own[cells[i] - d->local_begin] = before + i;
+}
+
 int clue_train_refcells(clue_ckpt *ck, const clue_dataset *d, const clue_inputs *in,
                         uint64_t seed, int64_t max_cells, const clue_comm *comm,
-                        clue_err *err) {
+                        int64_t **own, clue_err *err) {
   clue_refcells_free(ck->refcells);
   ck->refcells = NULL;
-  int64_t total = 0, n = 0;
+  if (own) *own = NULL;
+  int64_t total = 0, n = 0, local = d->local_end - d->local_begin;
   for (int64_t c = d->local_begin; c < d->local_end; c++) total += measured_in(d, c) >= 2;
   clue_comm_sum_int64(comm, &total, 1);
   if (total == 0) return CLUE_OK;
-  int64_t *cells = clue_malloc((size_t)(d->local_end - d->local_begin + 1) * sizeof *cells, err);
+  int64_t *cells = clue_malloc((size_t)(local + 1) * sizeof *cells, err);
   int rc = cells ? CLUE_OK : CLUE_ENOMEM;
   for (int64_t c = d->local_begin; rc == CLUE_OK && c < d->local_end; c++)
     if (measured_in(d, c) >= 2 && clue_keyed_draw(seed, REFCELLS_SALT, c, total, max_cells))
@@ -196,21 +221,23 @@ int clue_train_refcells(clue_ckpt *ck, const clue_dataset *d, const clue_inputs 
   char *mine = NULL;
   int64_t bytes = 0;
   if (rc == CLUE_OK) rc = pack(ck, d, in, cells, n, &mine, &bytes, err);
-  free(cells);
   rc = clue_comm_agree(comm, rc, err);
   int P = comm->size;
   char **send = clue_calloc((size_t)P, sizeof *send, err);
   int64_t *send_bytes = clue_calloc((size_t)P, sizeof *send_bytes, err);
   int64_t *recv_bytes = clue_calloc((size_t)P, sizeof *recv_bytes, err);
-  if (rc == CLUE_OK && (!send || !send_bytes || !recv_bytes)) rc = CLUE_ENOMEM;
+  int64_t *mine_idx = own ? clue_malloc((size_t)(local + 1) * sizeof *mine_idx, err) : NULL;
+  if (rc == CLUE_OK && (!send || !send_bytes || !recv_bytes || (own && !mine_idx))) rc = CLUE_ENOMEM;
   rc = clue_comm_agree(comm, rc, err);
   void *recv = NULL;
   if (rc == CLUE_OK) {
-    send[0] = mine, send_bytes[0] = bytes;
+    for (int r = 0; r < P; r++) send[r] = mine, send_bytes[r] = bytes; /* to every rank */
     rc = clue_comm_exchange(comm, send, send_bytes, &recv, recv_bytes, err);
   }
-  if (rc == CLUE_OK && comm->rank == 0) rc = unpack(ck, recv, recv_bytes, P, &ck->refcells, err);
+  if (rc == CLUE_OK) rc = unpack(ck, recv, recv_bytes, P, &ck->refcells, err);
+  if (rc == CLUE_OK && own) own_indices(ck, d, recv, recv_bytes, comm->rank, cells, n, mine_idx);
   rc = clue_comm_agree(comm, rc, err);
-  free(recv), free(mine), free(send), free(send_bytes), free(recv_bytes);
+  if (rc == CLUE_OK && own) *own = mine_idx, mine_idx = NULL;
+  free(recv), free(mine), free(send), free(send_bytes), free(recv_bytes), free(cells), free(mine_idx);
   return rc;
 }

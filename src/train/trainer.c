@@ -768,8 +768,9 @@ static void restore_best(trainer *t) {
 }
 
 /* Collective. What `clue predict` needs besides the weights: the calibration
- * of the predictions between modalities (calib.h) and the reference cells
- * (refcells.h), from the run's cells measured in two or more modalities. */
+ * of the predictions between modalities (calib.h), the reference cells and the
+ * blend's weights (refcells.h), from the run's cells measured in two or more
+ * modalities. */
 static int prediction_aids(trainer *t, clue_err *err) {
   double t0 = now_seconds();
   int rc = CLUE_OK;
@@ -778,9 +779,16 @@ static int prediction_aids(trainer *t, clue_err *err) {
     rc = clue_train_calibrate(&t->ck, t->d, &t->in, val, t->cfg->seed, CLUE_CALIB_CELLS,
                               t->comm, err);
   }
+  int64_t *own = NULL;
   if (rc == CLUE_OK && t->cfg->reference_cells > 0)
     rc = clue_train_refcells(&t->ck, t->d, &t->in, t->cfg->seed, t->cfg->reference_cells,
-                             t->comm, err);
+                             t->comm, &own, err);
+  if (rc == CLUE_OK && t->ck.refcells) { /* on the calibration's cells (off: validation) */
+    const clue_plan *val = t->cfg->calibration == CLUE_CALIB_ALL ? NULL : t->plan;
+    rc = clue_train_blend(&t->ck, t->d, &t->in, val, own, t->cfg->seed, CLUE_CALIB_CELLS,
+                          t->comm, err);
+  }
+  free(own);
   const clue_calib *most = NULL;
   for (int i = 0; i < t->d->n_mod; i++)
     for (int j = 0; j < t->d->n_mod; j++)
