@@ -460,13 +460,16 @@ static int blend(const job *j, round_buf *r, int64_t n, clue_err *err) {
   const clue_prep *p = j->ck.prep[j->to];
   int64_t F = p->n_decoded, n_ref = 0;
   double we = j->w_embedding, wi = j->w_input, wm = 1 - we - wi;
-  int rc = clue_refcells_mean(ref, p, j->from, j->to, CLUE_REF_EMBEDDING, j->neighbours,
-                              r->emb, NULL, n, r->prof, &n_ref, err);
+  int rc = CLUE_OK; /* a space of weight 0 is not searched */
+  if (we > 0)
+    rc = clue_refcells_mean(ref, p, j->from, j->to, CLUE_REF_EMBEDDING, j->neighbours, r->emb,
+                            NULL, n, r->prof, &n_ref, err);
   if (!rc && wi > 0)
     rc = clue_refcells_mean(ref, p, j->from, j->to, CLUE_REF_INPUT, j->neighbours, r->enc, NULL,
                             n, r->prof_in, &n_ref, err);
   for (int64_t i = 0; !rc && i < n * F; i++)
-    r->acc[i] = (float)(wm * r->acc[i] + we * r->prof[i] + (wi > 0 ? wi * r->prof_in[i] : 0));
+    r->acc[i] = (float)(wm * r->acc[i] + (we > 0 ? we * r->prof[i] : 0) +
+                        (wi > 0 ? wi * r->prof_in[i] : 0));
   return rc;
 }
 

@@ -750,7 +750,8 @@ static int get_refcells_mod(hid_t g, const clue_model_spec *s, int k, clue_refce
 
 /* /refcells/blend into r->blend; weights outside [0, 1] or with a sum above 1,
  * or an input weight without inputs, are a damaged file. */
-static int get_blend(hid_t g, clue_refcells *r, const char *path, clue_err *err) {
+static int get_blend(hid_t g, const clue_model_spec *s, clue_refcells *r, const char *path,
+                     clue_err *err) {
   int K = r->n_mod;
   double v[CLUE_MAX_MOD * CLUE_MAX_MOD * 4];
   int rc = get_array(g, "blend", H5T_NATIVE_DOUBLE, v, K * K * 4, sizeof(double), path, err);
@@ -760,8 +761,8 @@ static int get_blend(hid_t g, clue_refcells *r, const char *path, clue_err *err)
       bool ok = o[0] >= 0 && o[1] >= 0 && o[0] + o[1] <= 1 + 1e-9 && o[2] >= 0 &&
                 (o[1] == 0 || r->input[i]);
       if (!ok)
-        return clue_fail(err, CLUE_EFORMAT, "%s: refcells/blend: bad weights for %d -> %d",
-                         path, i, j);
+        return clue_fail(err, CLUE_EFORMAT, "%s: refcells/blend: bad weights for %s -> %s",
+                         path, s->names[i], s->names[j]);
       r->blend[i][j] = (clue_blend){o[0], o[1], (int64_t)o[2], o[3] != 0};
     }
   return rc;
@@ -789,7 +790,7 @@ static int get_refcells(hid_t f, clue_ckpt *c, const char *path, clue_err *err) 
   if (!rc) rc = get_array(g, "present", H5T_NATIVE_UINT8, r->present, r->n * r->n_mod, 1,
                           path, err);
   for (int k = 0; k < s->n_mod && !rc; k++) rc = get_refcells_mod(g, s, k, r, path, err);
-  if (!rc && H5Lexists(g, "blend", H5P_DEFAULT) > 0) rc = get_blend(g, r, path, err);
+  if (!rc && H5Lexists(g, "blend", H5P_DEFAULT) > 0) rc = get_blend(g, s, r, path, err);
   H5Gclose(g);
   if (rc) {
     clue_refcells_free(r);
