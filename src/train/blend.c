@@ -10,7 +10,6 @@
 /* Rows of one round of a fit. */
 #define BLEND_ROUND 256
 
-
 typedef struct blend_buf {
   real *x, *z;
   float *xin, *emb, *model, *near_emb, *near_in, *y;
